@@ -1,0 +1,85 @@
+"""The array backend: NumPy by default, CuPy on a GPU, switched in this one place.
+
+Model code never imports NumPy for its array math.  It asks this module for the
+namespace at call time::
+
+    from stbp import backend
+    xp = backend.xp          # numpy or cupy, whichever is selected
+    u = xp.zeros((T, B, n))
+
+Select the backend with ``backend.use("cupy")`` in code, or with the environment
+variable ``STBP_BACKEND=cupy`` before ``import stbp``.  Asking for CuPy where it
+is not installed, or where no CUDA device works, raises :class:`BackendError`
+saying which of the two is the problem.
+
+This module is hand-written glue, not exported from the book.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy
+
+NAMES = ("numpy", "cupy")
+
+#: The array namespace of the selected backend (``numpy`` or ``cupy``).
+xp = numpy
+#: The name of the selected backend.
+name = "numpy"
+
+
+class BackendError(RuntimeError):
+    """The requested array backend cannot be used on this machine."""
+
+
+def _load_cupy():
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendError(
+            "the CuPy backend was requested but CuPy is not installed "
+            f"({exc}); install it with `pip install 'stbp[cupy]'` on a machine "
+            "with an NVIDIA GPU and a CUDA 12 driver, or use the NumPy backend"
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError, missing driver library, ...
+        raise BackendError(
+            f"CuPy is installed but no CUDA device works: {exc}; "
+            "use the NumPy backend on this machine"
+        ) from None
+    if count < 1:
+        raise BackendError("CuPy is installed but no CUDA device works: "
+                           "the CUDA runtime reports 0 devices")
+    return cupy
+
+
+def use(backend: str):
+    """Select the array backend by name, ``"numpy"`` or ``"cupy"``; return its namespace."""
+    global xp, name
+    if backend not in NAMES:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {NAMES}")
+    xp = numpy if backend == "numpy" else _load_cupy()
+    name = backend
+    return xp
+
+
+def to_numpy(a):
+    """Return ``a`` as a NumPy array on the host (a no-op for NumPy arrays)."""
+    if isinstance(a, numpy.ndarray):
+        return a
+    get = getattr(a, "get", None)  # cupy.ndarray -> numpy.ndarray
+    return get() if callable(get) else numpy.asarray(a)
+
+
+def asarray(a, dtype=None):
+    """Return ``a`` as an array of the selected backend (copied to the GPU if needed)."""
+    return xp.asarray(a, dtype=dtype)
+
+
+def default_rng(seed=None):
+    """A random generator of the selected backend; the same seed gives the same draws."""
+    return xp.random.default_rng(seed)
+
+
+use(os.environ.get("STBP_BACKEND", "numpy").strip().lower() or "numpy")

@@ -1,0 +1,164 @@
+"""MNIST loading: a small, strict reader for the four standard IDX files.
+
+``load_mnist()`` returns ``(x_train, y_train, x_test, y_test)``: images as ``uint8``
+arrays of shape ``(N, 28, 28)`` and labels as ``int64`` arrays of shape ``(N,)``.
+
+Where the files are looked for (``mnist_dir``): ``root`` if given (the directory that
+holds the files); else ``$STBP_DATA/mnist`` if ``STBP_DATA`` is set; else the user cache,
+``$XDG_CACHE_HOME/stbp/mnist`` or ``~/.cache/stbp/mnist``.  Each file may be gzipped
+(``NAME.gz``, preferred) or raw (``NAME``).  A missing file is downloaded (``download=True``)
+from public mirrors and written atomically; if that is impossible a ``FileNotFoundError``
+says which file is missing, where it was looked for and how to supply it.
+
+With ``verify=True`` the SHA-256 of each decompressed file is compared with the known
+value.  ``read_idx`` checks the IDX header and that the payload has exactly the declared
+size.  Every problem with the data (truncated gzip, wrong magic, wrong length, bad
+checksum, inconsistent splits) raises a ``ValueError`` that names the file.  No pickle.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pathlib
+import tempfile
+import urllib.request
+import zlib
+
+import numpy as np
+
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+#: SHA-256 of the decompressed IDX files.
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+_ADVICE = "delete it and call load_mnist() again to re-download it, or replace it with a good copy"
+
+
+def mnist_dir(root=None) -> pathlib.Path:
+    """Directory that holds (or will hold) the MNIST files."""
+    if root is not None:
+        return pathlib.Path(root).expanduser()
+    if os.environ.get("STBP_DATA"):
+        return pathlib.Path(os.environ["STBP_DATA"]).expanduser() / "mnist"
+    cache = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(cache).expanduser() / "stbp" / "mnist"
+
+
+def _fetch(url: str) -> bytes:
+    """The only network access in this module (replaced in tests)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def _download(name: str, d: pathlib.Path) -> list:
+    """Fetch ``name.gz`` into ``d`` atomically; return the list of errors (empty on success)."""
+    errors = []
+    for mirror in MIRRORS:
+        try:
+            payload = _fetch(mirror + name + ".gz")
+            d.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=d, prefix=name + ".", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(payload)
+                os.replace(tmp, d / (name + ".gz"))
+            except BaseException:
+                pathlib.Path(tmp).unlink(missing_ok=True)
+                raise
+            return []
+        except Exception as e:  # network or file-system failure: try the next mirror
+            errors.append(f"{mirror}: {type(e).__name__}: {e}")
+    return errors
+
+
+def _locate(name: str, d: pathlib.Path, download: bool) -> pathlib.Path:
+    for candidate in (d / (name + ".gz"), d / name):
+        if candidate.is_file():
+            return candidate
+    why = "download=False"
+    if download:
+        errors = _download(name, d)
+        if not errors:
+            return d / (name + ".gz")
+        why = "download failed: " + "; ".join(errors)
+    raise FileNotFoundError(
+        f"MNIST file {name} (or {name}.gz) not found in {d} ({why}). To supply it: set "
+        f"STBP_DATA to a directory containing mnist/ with the four files, pass "
+        f"root=<directory holding the files>, or place {', '.join(SHA256)} "
+        f"(gzipped or raw) in {d}.")
+
+
+def _read_bytes(path: pathlib.Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        try:
+            return gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as e:  # BadGzipFile is an OSError
+            raise ValueError(f"{path.name} is truncated or corrupt: not a valid gzip "
+                             f"stream ({type(e).__name__}: {e}); {_ADVICE}") from e
+    return data
+
+
+def _parse_idx(buf: bytes, name: str) -> np.ndarray:
+    if len(buf) < 4 or buf[0] != 0 or buf[1] != 0:
+        raise ValueError(f"{name} is not an IDX file: magic bytes {buf[:4].hex()!r} "
+                         f"do not start with 0000; {_ADVICE}")
+    if buf[2] != 0x08:
+        raise ValueError(f"{name}: unsupported IDX data type 0x{buf[2]:02x} "
+                         f"(only 0x08, unsigned byte, is supported)")
+    ndim, header = buf[3], 4 + 4 * buf[3]
+    if ndim == 0 or len(buf) < header:
+        raise ValueError(f"{name} is truncated or corrupt: IDX header for {ndim} "
+                         f"dimensions needs {header} bytes, found {len(buf)}; {_ADVICE}")
+    dims = tuple(int(v) for v in np.frombuffer(buf, ">i4", count=ndim, offset=4))
+    if min(dims) < 0:
+        raise ValueError(f"{name} is corrupt: negative dimension in {dims}; {_ADVICE}")
+    expected, found = int(np.prod(dims)), len(buf) - header
+    if found != expected:
+        kind = {1: "labels", 3: "images"}.get(ndim, "data")
+        raise ValueError(f"{name} is truncated or corrupt: expected {expected} bytes of "
+                         f"{kind} for shape {dims}, found {found}; {_ADVICE}")
+    return np.frombuffer(buf, np.uint8, offset=header).reshape(dims).copy()
+
+
+def read_idx(path) -> np.ndarray:
+    """Read one IDX file of unsigned bytes (gzipped if its name ends in ``.gz``)."""
+    path = pathlib.Path(path)
+    return _parse_idx(_read_bytes(path), path.name)
+
+
+def load_mnist(root=None, *, download=True, verify=True):
+    """Return ``(x_train, y_train, x_test, y_test)``; see the module docstring."""
+    d = mnist_dir(root)
+    paths = {name: _locate(name, d, download) for name in SHA256}
+    arrays = {}
+    for name, path in paths.items():
+        buf = _read_bytes(path)
+        if verify:
+            actual = hashlib.sha256(buf).hexdigest()
+            if actual != SHA256[name]:
+                raise ValueError(f"{path.name} in {d} has the wrong SHA-256 checksum "
+                                 f"(expected {SHA256[name]}, got {actual}); {_ADVICE}")
+        arrays[name] = _parse_idx(buf, path.name)
+    out = []
+    for split in ("train", "t10k"):
+        xi, yi = f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
+        x, y = arrays[xi], arrays[yi]
+        xn, yn = paths[xi].name, paths[yi].name
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise ValueError(f"{xn}: expected images of shape (N, 28, 28), got {x.shape}")
+        if y.ndim != 1:
+            raise ValueError(f"{yn}: expected labels of shape (N,), got {y.shape}")
+        if len(x) != len(y):
+            raise ValueError(f"{xn} has {len(x)} images but {yn} has {len(y)} labels")
+        if y.size and y.max() > 9:
+            raise ValueError(f"{yn}: labels must be in 0..9, found {int(y.max())}")
+        out += [x, y.astype(np.int64)]
+    return tuple(out)

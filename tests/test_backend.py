@@ -1,0 +1,85 @@
+"""The array backend switch: NumPy by default, the env var, clear CuPy errors, GPU tests."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stbp import backend
+
+
+def has_gpu():
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def run_python(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env})
+
+
+def test_numpy_is_the_default():
+    result = run_python("import stbp; print(stbp.backend.name, stbp.backend.xp.__name__)",
+                        STBP_BACKEND="")
+    assert result.stdout.split() == ["numpy", "numpy"], result.stderr
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(backend.BackendError, match="unknown backend 'jax'"):
+        backend.use("jax")
+    assert backend.name == "numpy"
+
+
+def test_environment_variable_is_honoured():
+    result = run_python("import stbp", STBP_BACKEND="torch")
+    assert result.returncode != 0 and "unknown backend 'torch'" in result.stderr
+    result = run_python("import stbp; print(stbp.backend.name)", STBP_BACKEND="NumPy")
+    assert result.stdout.strip() == "numpy"
+
+
+@pytest.mark.skipif(has_gpu(), reason="this machine has a working CUDA device")
+def test_cupy_without_gpu_says_why():
+    with pytest.raises(backend.BackendError) as info:
+        backend.use("cupy")
+    assert ("CuPy is not installed" in str(info.value)
+            or "no CUDA device works" in str(info.value))
+    assert backend.name == "numpy" and backend.xp is np  # the failed switch changed nothing
+    result = run_python("import stbp", STBP_BACKEND="cupy")
+    assert result.returncode != 0 and "BackendError" in result.stderr
+
+
+def test_cupy_missing_message(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` raise ImportError
+    with pytest.raises(backend.BackendError, match="CuPy is not installed"):
+        backend.use("cupy")
+
+
+def test_to_numpy_and_asarray():
+    a = backend.asarray([1, 2, 3], dtype="float32")
+    assert isinstance(a, np.ndarray) and a.dtype == np.float32
+    assert backend.to_numpy(a) is a
+    r1 = backend.default_rng(5).random(4)
+    r2 = backend.default_rng(5).random(4)
+    assert np.array_equal(r1, r2)
+
+
+@pytest.mark.skipif(not has_gpu(), reason="no CUDA device (CuPy missing or no GPU)")
+def test_forward_on_gpu_matches_numpy():
+    from stbp import SNN
+    from stbp.encode import bernoulli
+    spikes = bernoulli(np.full((4, 30), 0.4), 6, rng=0)
+    net = SNN([30, 20, 5], tau=0.3, v_th=0.4, seed=0)
+    ref = net.forward(spikes)
+    try:
+        xp = backend.use("cupy")
+        net.W = [xp.asarray(W) for W in net.W]
+        net.b = [xp.asarray(b) for b in net.b]
+        out = net.forward(xp.asarray(spikes))
+        for a, b in zip(ref.u, out.u):
+            np.testing.assert_allclose(backend.to_numpy(b), a, rtol=1e-5, atol=1e-5)
+    finally:
+        backend.use("numpy")
