@@ -1,0 +1,9 @@
+"""stbp: spatio-temporal backpropagation (Wu et al. 2018) for spiking neural networks.
+
+The modules are generated from the chapters of the book in ``book/`` (see the header of
+each file); ``backend`` and ``data`` are hand-written glue.
+"""
+__version__ = "0.1.0"
+
+from . import backend, data, encode, gradcheck, init, neuron, surrogates  # noqa: E402,F401
+from .network import SNN, Trace  # noqa: E402,F401
