@@ -110,6 +110,17 @@ class SNN:
         from stbp.backward import gradients
         return gradients(self, trace, targets, rule)
 
+    def save(self, path, optimizer=None, state=None):
+        """Write the network (and optimiser) to a .npz checkpoint; see chapter 5."""
+        from stbp.checkpoint import save
+        save(path, self, optimizer, state)
+
+    @classmethod
+    def load(cls, path):
+        """Read a network from a checkpoint written by save; see chapter 5."""
+        from stbp.checkpoint import load
+        return load(path)["net"]
+
     def __repr__(self):
         return (f"SNN({self.sizes}, tau={self.tau:g}, v_th={self.v_th:g}, "
                 f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r})")

@@ -1,0 +1,162 @@
+"""Chapter 5: optimisers, checkpoints (atomic, pickle-free), exact resumption, the loop."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from stbp import SNN, checkpoint
+from stbp.optim import SGD, Adam, step_decay
+from stbp.surrogates import Gaussian, Rectangular
+from stbp.train import History, evaluate, fit, parameters, prepare
+
+
+def toy_data(n=120, seed=0):
+    """Four classes of 6x6 uint8 'images', each a bright quadrant plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.integers(0, 60, (n, 6, 6))
+    for i, c in enumerate(y):
+        r, q = divmod(int(c), 2)
+        x[i, 3 * r:3 * r + 3, 3 * q:3 * q + 3] += 180
+    return x.astype(np.uint8), y
+
+
+def make(seed=0, surrogate=None):
+    net = SNN([36, 20, 4], tau=0.3, v_th=0.5, surrogate=surrogate or Rectangular(1.0),
+              seed=seed, init="fan_in")
+    return net, Adam(parameters(net), lr=5e-3)
+
+
+def test_sgd_momentum_by_hand():
+    p = [np.array([1.0, 2.0])]
+    opt = SGD(p, lr=0.1, momentum=0.5)
+    opt.step([np.array([1.0, -1.0])])       # v = g
+    np.testing.assert_allclose(p[0], [0.9, 2.1])
+    opt.step([np.array([1.0, -1.0])])       # v = 0.5 g + g
+    np.testing.assert_allclose(p[0], [0.75, 2.25])
+
+
+def test_adam_by_hand():
+    p = [np.array([0.0])]
+    opt = Adam(p, lr=0.1, betas=(0.9, 0.99), eps=0.0)
+    opt.step([np.array([2.0])])             # bias-corrected m = 2, s = 4: step = lr
+    np.testing.assert_allclose(p[0], [-0.1])
+    opt.step([np.array([-1.0])])
+    m = (0.9 * 0.2 + 0.1 * -1.0) / (1 - 0.81)
+    s = (0.99 * 0.04 + 0.01 * 1.0) / (1 - 0.99 ** 2)
+    np.testing.assert_allclose(p[0], [-0.1 - 0.1 * m / np.sqrt(s)])
+
+
+def test_step_decay():
+    assert [step_decay(1e-3, e, every=40) for e in (0, 39, 40, 80)] == pytest.approx(
+        [1e-3, 1e-3, 1e-4, 1e-5])
+
+
+def test_training_learns_the_toy_task():
+    x, y = toy_data()
+    net, opt = make()
+    h = fit(net, opt, (x, y), (x, y), epochs=4, T=6, batch_size=20, seed=1, progress=False)
+    assert h.epoch == [1, 2, 3, 4]
+    assert h.loss[-1] < h.loss[0]
+    assert h.test_acc[-1] >= 0.9
+    assert len(h.rates[0]) == 2 and all(0 <= r <= 1 for r in h.rates[-1])
+
+
+def test_same_seed_same_run_other_seed_differs():
+    x, y = toy_data()
+    runs = []
+    for seed in (3, 3, 4):
+        net, opt = make()
+        fit(net, opt, (x, y), epochs=2, T=5, batch_size=30, seed=seed, progress=False)
+        runs.append(net.W[0].copy())
+    assert np.array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("rule", ["exact", "seed"])
+def test_resume_continues_exactly(tmp_path, rule):
+    x, y = toy_data()
+    ref, ref_opt = make()
+    h_ref = fit(ref, ref_opt, (x, y), (x[:40], y[:40]), epochs=3, T=5, batch_size=25,
+                seed=7, rule=rule, progress=False)
+    ck = tmp_path / "run.ckpt.npz"
+    net, opt = make()
+    fit(net, opt, (x, y), (x[:40], y[:40]), epochs=2, T=5, batch_size=25, seed=7, rule=rule,
+        checkpoint=ck, progress=False)
+    # a new process would start from fresh objects: different init, fresh optimiser
+    net2, opt2 = make(seed=99)
+    h = fit(net2, opt2, (x, y), (x[:40], y[:40]), epochs=3, T=5, batch_size=25, seed=7,
+            rule=rule, checkpoint=ck, resume=True, progress=False)
+    for a, b in zip(parameters(ref), parameters(net2)):
+        assert np.array_equal(a, b)
+    assert h.loss == h_ref.loss and h.test_acc == h_ref.test_acc and h.epoch == [1, 2, 3]
+    assert opt2.k == ref_opt.k
+
+
+def test_checkpoint_round_trip_without_pickle(tmp_path):
+    net, opt = make(surrogate=Gaussian(0.7))
+    path = tmp_path / "net.npz"
+    net.save(path, opt, state={"note": "hi"})
+    with np.load(path, allow_pickle=False) as data:   # would raise if anything were pickled
+        assert "meta" in data.files and "opt.m0" in data.files
+    back = SNN.load(path)
+    assert back.sizes == net.sizes and back.tau == net.tau and back.v_th == net.v_th
+    assert type(back.surrogate) is Gaussian and back.surrogate.a == 0.7
+    assert all(np.array_equal(a, b) for a, b in zip(parameters(back), parameters(net)))
+    other = Adam(parameters(back))
+    info = checkpoint.load(path, net=back, optimizer=other)
+    assert info["state"] == {"note": "hi"}
+    assert all(np.array_equal(a, b) for a, b in zip(other.m, opt.m))
+
+
+def test_crash_mid_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    net, opt = make()
+    path = tmp_path / "net.npz"
+    net.save(path)
+    before = path.read_bytes()
+
+    def crash(fh, **arrays):
+        fh.write(b"PK\x03\x04 half a zip file")
+        raise KeyboardInterrupt("power cut")
+    monkeypatch.setattr(checkpoint.numpy, "savez", crash)
+    net.W[0] += 1.0
+    with pytest.raises(KeyboardInterrupt):
+        net.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["net.npz"]        # no temporary file left behind
+    monkeypatch.undo()
+    assert not np.array_equal(SNN.load(path).W[0], net.W[0])
+
+
+def test_bad_checkpoints(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz is not a readable stbp checkpoint"):
+        SNN.load(bad)
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="no 'meta' entry"):
+        SNN.load(tmp_path / "plain.npz")
+    net, opt = make()
+    net.save(tmp_path / "ok.npz", opt)
+    with pytest.raises(ValueError, match="sizes"):
+        checkpoint.load(tmp_path / "ok.npz", net=SNN([36, 5, 4], tau=0.3, v_th=0.5))
+    with pytest.raises(ValueError, match="holds Adam state, not SGD"):
+        checkpoint.load(tmp_path / "ok.npz", net=net, optimizer=SGD(parameters(net)))
+
+
+def test_prepare_and_evaluate():
+    x, y = toy_data(10)
+    xs = prepare(x)
+    assert xs.shape == (10, 36) and xs.dtype == np.float32 and float(xs.max()) <= 1.0
+    with pytest.raises(ValueError, match="uint8"):
+        prepare(x.astype(np.float32))
+    net, _ = make()
+    acc = evaluate(net, x, y, T=4, rng=np.random.default_rng(0))
+    assert 0.0 <= acc <= 1.0
+
+
+def test_history_round_trip():
+    h = History(epoch=[1], loss=[0.5], train_acc=[0.8], test_acc=[0.7], rates=[[0.1, 0.2]],
+                lr=[1e-3], time=[1.0])
+    assert History.from_dict(json.loads(json.dumps(h.to_dict()))) == h
