@@ -5,7 +5,7 @@
 
 # --- book/03_backprop.ipynb, cell 1 ---
 from stbp import backend
-from stbp.neuron import df, f
+from stbp.neuron import df, df01, f, f01
 
 RULES = ("exact", "seed")
 
@@ -64,16 +64,22 @@ def weight_grads(E, O_below):
 
 # --- book/03_backprop.ipynb, cell 11 ---
 def layer_backward_exact(spatial, U, G, F, dF):
-    """Delta and E of one layer by the chain rule, looping t = T..1 (arguments as in
-    layer_backward_seed): Delta^t = spatial^t + E^{t+1} U^t f'(O^t)."""
-    T = U.shape[0]
-    D, E = backend.xp.empty_like(U), backend.xp.empty_like(U)
-    D[T - 1] = spatial[T - 1]
-    E[T - 1] = eps_from_delta(D[T - 1], G[T - 1], None, None)
-    for t in range(T - 2, -1, -1):
-        D[t] = spatial[t] + E[t + 1] * U[t] * dF[t]
-        E[t] = eps_from_delta(D[t], G[t], E[t + 1], F[t])
-    return D, E
+    """E of one layer by the chain rule (arguments as in layer_backward_seed):
+    E^t = spatial^t * g'(U^t) + E^{t+1} * A^t, with A^t = f(O^t) + U^t f'(O^t) g'(U^t)."""
+    A = U * dF
+    A *= G
+    A += F
+    E = spatial * G
+    for t in range(U.shape[0] - 2, -1, -1):
+        E[t] += A[t] * E[t + 1]
+    return E
+
+
+def delta_exact(spatial, E, U, dF):
+    """Delta^t = spatial^t + E^{t+1} U^t f'(O^t) (E^{T+1} = 0), from the exact rule's E."""
+    D = spatial.copy()
+    D[:-1] += E[1:] * U[:-1] * dF[:-1]
+    return D
 
 
 def spatial_delta_exact(E_above, W_above):
@@ -83,6 +89,13 @@ def spatial_delta_exact(E_above, W_above):
 
 
 # --- book/03_backprop.ipynb, cell 13 ---
+def carry_factors(O, tau, binary):
+    """F = f(O) and dF = f'(O) for a whole layer; exponential-free for 0/1 spikes."""
+    if binary:
+        return f01(O, tau), df01(O, tau)
+    return f(O, tau), df(O, tau)
+
+
 def gradients(net, trace, targets, rule="exact", keep=False):
     """[(dL/dW^n, dL/db^n) for n = 1..N] of net.loss(trace, targets), shaped like W and b.
 
@@ -98,11 +111,15 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     N = len(net.W)
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, T), trace.o[-1].shape)
     grads, kept = [None] * N, [None] * N
-    layer_backward = layer_backward_exact if rule == "exact" else layer_backward_seed
     for n in range(N - 1, -1, -1):             # layer n+1 of the seed, W[n] = W^{n+1}
         U, O = trace.u[n], trace.o[n + 1]
         G = net.surrogate.grad(U - net.v_th)
-        D, E = layer_backward(spatial, U, G, f(O, net.tau), df(O, net.tau))
+        F, dF = carry_factors(O, net.tau, net.surrogate.binary)
+        if rule == "exact":
+            E = layer_backward_exact(spatial, U, G, F, dF)
+            D = delta_exact(spatial, E, U, dF) if keep else None
+        else:
+            D, E = layer_backward_seed(spatial, U, G, F, dF)
         grads[n] = weight_grads(E, trace.o[n])
         if keep:
             kept[n] = {"D": D, "E": E, "spatial": spatial}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from stbp import backend
 from stbp import init as inits
-from stbp.neuron import f
+from stbp.neuron import f, f01
 from stbp.surrogates import Rectangular
 
 
@@ -23,13 +23,16 @@ class Trace:
 def layer_forward(X, b, tau, v_th, surrogate):
     """Run one layer over all steps: U^t = U^{t-1} * f(O^{t-1}) + X^t + b, O^t = g(U^t - v_th).
 
-    X has shape (T, B, n); returns U and O of the same shape (U^0 = 0).
+    X has shape (T, B, n) and is overwritten: its memory becomes U. Returns U and O of
+    the same shape (U^0 = 0).
     """
-    U = X + b
+    carry = f01 if surrogate.binary else f
+    U = X
+    U += b
     O = backend.xp.empty_like(U)
     O[0] = surrogate.spike(U[0] - v_th)
     for t in range(1, U.shape[0]):
-        U[t] += U[t - 1] * f(O[t - 1], tau)
+        U[t] += U[t - 1] * carry(O[t - 1], tau)
         O[t] = surrogate.spike(U[t] - v_th)
     return U, O
 

@@ -18,7 +18,21 @@ def df(o, tau):
     return -backend.xp.exp(-o / tau)
 
 
-# --- book/01_neuron.ipynb, cell 8 ---
+# --- book/01_neuron.ipynb, cell 5 ---
+import math
+
+
+def f01(o, tau):
+    """f on 0/1 spikes: tau + (f(1) - tau) * o, equal to f(o) for o in {0, 1}."""
+    return tau + (tau * math.exp(-1.0 / tau) - tau) * o
+
+
+def df01(o, tau):
+    """f' on 0/1 spikes: -1 + (1 - exp(-1/tau)) * o, equal to f'(o) for o in {0, 1}."""
+    return -1.0 + (1.0 - math.exp(-1.0 / tau)) * o
+
+
+# --- book/01_neuron.ipynb, cell 10 ---
 def neuron_step(U, O, X, b, tau, v_th, surrogate):
     """U^{t+1} = U^t * f(O^t) + X^{t+1} + b and O^{t+1} = g(U^{t+1} - v_th)."""
     U_next = U * f(O, tau) + X + b

@@ -43,11 +43,19 @@ class Adam:
         self.k += 1
         c1, c2 = 1 - self.beta1 ** self.k, 1 - self.beta2 ** self.k
         for p, m, s, g in zip(self.params, self.m, self.s, grads):
+            tmp = g * (1 - self.beta1)          # one scratch array, the rest in place
             m *= self.beta1
-            m += (1 - self.beta1) * g
+            m += tmp
+            xp.multiply(g, g, out=tmp)
+            tmp *= 1 - self.beta2
             s *= self.beta2
-            s += (1 - self.beta2) * g * g
-            p -= (self.lr / c1) * m / (xp.sqrt(s / c2) + self.eps)
+            s += tmp
+            xp.sqrt(s, out=tmp)                 # sqrt(s / c2) + eps
+            tmp *= 1 / c2 ** 0.5
+            tmp += self.eps
+            xp.divide(m, tmp, out=tmp)
+            tmp *= self.lr / c1
+            p -= tmp
 
     def state(self):
         out = {"k": backend.xp.asarray(self.k)}

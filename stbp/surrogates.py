@@ -3,7 +3,7 @@
 # and run `python tools/nbexport.py` to regenerate it.
 
 
-# --- book/01_neuron.ipynb, cell 6 ---
+# --- book/01_neuron.ipynb, cell 8 ---
 from stbp import backend
 
 
@@ -12,7 +12,10 @@ class Surrogate:
 
     ``spike(x)`` is the Heaviside step H(x) (a neuron fires when u >= v_th);
     subclasses define ``grad(x)``, the curve that stands in for dg/du.
+    ``binary`` says that spike() returns only 0 and 1.
     """
+
+    binary = True
 
     def __init__(self, a=1.0):
         a = float(a)
@@ -44,6 +47,8 @@ class Smooth(Surrogate):
 
     Not a spiking neuron (outputs lie in (0, 1)), but differentiable: for gradient checks.
     """
+
+    binary = False
 
     def spike(self, x):
         return 0.5 + 0.5 * backend.xp.tanh(x / (2 * self.a))

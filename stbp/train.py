@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from stbp import backend
 from stbp.encode import bernoulli

@@ -1,0 +1,211 @@
+"""Benchmarks: a training step against the bare matrix products it contains, and the
+Open Neuromorphic SNN benchmark setup.
+
+    python -m stbp.bench                      # everything, NumPy backend
+    python -m stbp.bench --onb 4096           # only n = 4096 for the second part
+    python -m stbp.bench --backend cupy --out results/bench-gpu.json
+
+Part 1 times a full STBP training step (encode, forward, backward with rule="exact",
+Adam update) for 784-800-10, batch 100, T = 10, float32, and, in the same process and
+interleaved with it, the matrix products of that step alone (same shapes, same backend).
+It prints both, their ratio, and the step's peak memory.
+
+Part 2 runs one Linear layer plus one LIF layer, batch 16, T = 500, for n in
+{4096, 8192, 16384}: forward and backward time, and peak memory.
+
+Peak memory is measured with tracemalloc on NumPy (NumPy reports its array buffers to
+it) and with the memory pool's high-water mark on CuPy. This module is hand-written
+glue, not exported from the book.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+
+from stbp import backend
+
+
+def _sync():
+    if backend.name == "cupy":
+        backend.xp.cuda.get_current_stream().synchronize()
+
+
+class _Peak:
+    """Peak bytes allocated while the block runs, above what was allocated before it."""
+
+    def __enter__(self):
+        if backend.name == "cupy":
+            self.pool = backend.xp.get_default_memory_pool()
+            self.pool.free_all_blocks()
+            self.base = self.pool.used_bytes()
+            self._high = self.base
+            return self
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        self.base = tracemalloc.get_traced_memory()[0]
+        return self
+
+    def sample(self):
+        if backend.name == "cupy":
+            self._high = max(self._high, self.pool.used_bytes())
+
+    def __exit__(self, *exc):
+        if backend.name == "cupy":
+            self.sample()
+            self.peak = max(self._high, self.pool.total_bytes()) - self.base
+        else:
+            self.peak = tracemalloc.get_traced_memory()[1] - self.base
+            tracemalloc.stop()
+
+
+def _median_time(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        _sync()
+        t0 = time.perf_counter()
+        fn()
+        _sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def training_step(sizes=(784, 800, 10), batch=100, T=10, repeat=20, seed=0):
+    """Time one training step and its bare matrix products; return a dict of results."""
+    from stbp.encode import bernoulli
+    from stbp.network import SNN
+    from stbp.optim import Adam
+    from stbp.train import parameters
+
+    xp = backend.xp
+    rng = backend.default_rng(seed)
+    net = SNN(list(sizes), tau=0.2, v_th=0.5, seed=seed, init="fan_in")
+    opt = Adam(parameters(net), lr=1e-4)
+    images = rng.random((batch, sizes[0]), dtype=xp.float32) * 0.5
+    targets = xp.eye(sizes[-1], dtype=xp.float32)[rng.integers(0, sizes[-1], batch)]
+
+    def step():
+        spikes = bernoulli(images, T, rng)
+        trace = net.forward(spikes)
+        grads = net.gradients(trace, targets, rule="exact")
+        opt.step([g for Wb in grads for g in Wb])
+        return trace
+
+    # the same products on arrays of the same shapes: forward X^n = O^{n-1} W^n.T for
+    # every layer, backward E^{n+1} W^{n+1} for every layer but the first, and
+    # dW^n = E^n.T O^{n-1} for every layer
+    rows = T * batch
+    O = [(rng.random((rows, s), dtype=xp.float32) < 0.1).astype(xp.float32) for s in sizes]
+    E = [rng.random((rows, s), dtype=xp.float32) for s in sizes[1:]]
+
+    def matmuls():
+        for k, W in enumerate(net.W):
+            O[k] @ W.T
+            E[k].T @ O[k]
+            if k > 0:
+                E[k] @ W
+
+    for _ in range(3):
+        step(), matmuls()
+    step_times, mm_times = [], []
+    for _ in range(repeat):                      # interleaved, so both see the same machine
+        step_times.append(_median_time(step, 1))
+        mm_times.append(_median_time(matmuls, 1))
+    with _Peak() as peak:
+        trace = step()
+        peak.sample()
+    t_step, t_mm = statistics.median(step_times), statistics.median(mm_times)
+    neurons = sum(sizes[1:])
+    trace_bytes = sum(a.nbytes for a in trace.u + trace.o[1:])
+    return {
+        "sizes": list(sizes), "batch": batch, "T": T, "dtype": "float32",
+        "step_s": t_step, "matmul_s": t_mm, "ratio": t_step / t_mm,
+        "peak_bytes": int(peak.peak),
+        "trace_bytes": int(trace_bytes),
+        "bytes_per_neuron_step": trace_bytes / (T * batch * neurons),
+        # what backward must keep: U (4 bytes) and a 0/1 spike (1 bit) per neuron and step
+        "minimum_bytes_per_neuron_step": 4 + 1 / 8,
+    }
+
+
+def onb_layer(n, batch=16, T=500, repeat=3, seed=0):
+    """Open Neuromorphic setup: Linear(n, n) + LIF, forward and backward; seconds and bytes."""
+    from stbp.encode import bernoulli
+    from stbp.network import SNN
+
+    xp = backend.xp
+    rng = backend.default_rng(seed)
+    net = SNN([n, n], tau=0.5, v_th=1.0, seed=seed, init="fan_in")
+    spikes = bernoulli(xp.full((batch, n), 0.2, dtype=xp.float32), T, rng)
+    targets = xp.zeros((batch, n), dtype=xp.float32)
+    holder = {}
+
+    def forward():
+        holder["trace"] = net.forward(spikes)
+
+    def backward():
+        net.gradients(holder["trace"], targets)
+
+    forward(), backward()
+    t_fwd = _median_time(forward, repeat)
+    t_bwd = _median_time(backward, repeat)
+    holder.clear()
+    with _Peak() as peak:
+        forward()
+        peak.sample()
+        backward()
+        peak.sample()
+    return {"n": n, "batch": batch, "T": T, "forward_s": t_fwd, "backward_s": t_bwd,
+            "peak_bytes": int(peak.peak)}
+
+
+def machine():
+    info = {"platform": platform.platform(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "backend": backend.name,
+            "numpy": __import__("numpy").__version__}
+    if backend.name == "cupy":
+        props = backend.xp.cuda.runtime.getDeviceProperties(0)
+        info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        info["cupy"] = backend.xp.__version__
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m stbp.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default=None, choices=backend.NAMES)
+    parser.add_argument("--onb", type=int, nargs="*", default=[4096, 8192, 16384],
+                        help="widths n for the Open Neuromorphic setup (none: skip it)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed training steps")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.backend:
+        backend.use(args.backend)
+    results = {"machine": machine()}
+    r = training_step(repeat=args.repeat)
+    results["training_step"] = r
+    print(f"training step 784-800-10, batch 100, T = 10, float32, backend {backend.name}:")
+    print(f"  full step      {r['step_s'] * 1e3:8.2f} ms")
+    print(f"  matmuls alone  {r['matmul_s'] * 1e3:8.2f} ms")
+    print(f"  ratio          {r['ratio']:8.2f}  (target <= 1.3)")
+    print(f"  peak memory    {r['peak_bytes'] / 2**20:8.1f} MiB; trace "
+          f"{r['bytes_per_neuron_step']:.2f} bytes per neuron-step "
+          f"(minimum {r['minimum_bytes_per_neuron_step']:.3f})")
+    results["onb"] = []
+    for n in args.onb:
+        o = onb_layer(n)
+        results["onb"].append(o)
+        print(f"Linear+LIF n = {n:5d}, batch 16, T = 500: forward {o['forward_s']:.3f} s, "
+              f"backward {o['backward_s']:.3f} s, peak {o['peak_bytes'] / 2**30:.2f} GiB")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(results, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
