@@ -5,5 +5,5 @@ each file); ``backend``, ``data`` and ``bench`` are hand-written glue.
 """
 __version__ = "0.1.0"
 
-from . import backend, checkpoint, data, encode, gradcheck, init, neuron, optim, surrogates, train  # noqa: E402,F401
+from . import backend, backward, checkpoint, data, encode, gradcheck, init, neuron, optim, surrogates, train  # noqa: E402,F401
 from .network import SNN, Trace  # noqa: E402,F401

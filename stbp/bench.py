@@ -13,6 +13,8 @@ It prints both, their ratio, and the step's peak memory.
 Part 2 runs one Linear layer plus one LIF layer, batch 16, T = 500, for n in
 {4096, 8192, 16384}: forward and backward time, and peak memory.
 
+Part 3 times the training step as T, batch and hidden width grow, one at a time.
+
 Peak memory is measured with tracemalloc on NumPy (NumPy reports its array buffers to
 it) and with the memory pool's high-water mark on CuPy. This module is hand-written
 glue, not exported from the book.
@@ -164,6 +166,39 @@ def onb_layer(n, batch=16, T=500, repeat=3, seed=0):
             "peak_bytes": int(peak.peak)}
 
 
+def scaling(repeat=5, seed=0):
+    """Training-step time as T, batch and hidden width grow (one at a time, from
+    T = 10, batch 100, 784-800-10); a list of {"vary", "value", "step_s"}."""
+    from stbp.encode import bernoulli
+    from stbp.network import SNN
+    from stbp.optim import Adam
+    from stbp.train import parameters
+
+    xp = backend.xp
+    out = []
+    grid = {"T": [5, 10, 20, 40, 80], "batch": [25, 50, 100, 200, 400],
+            "width": [100, 200, 400, 800, 1600]}
+    for vary, values in grid.items():
+        for value in values:
+            T = value if vary == "T" else 10
+            batch = value if vary == "batch" else 100
+            width = value if vary == "width" else 800
+            rng = backend.default_rng(seed)
+            net = SNN([784, width, 10], tau=0.2, v_th=0.5, seed=seed, init="fan_in")
+            opt = Adam(parameters(net), lr=1e-4)
+            images = rng.random((batch, 784), dtype=xp.float32) * 0.5
+            targets = xp.eye(10, dtype=xp.float32)[rng.integers(0, 10, batch)]
+
+            def step():
+                trace = net.forward(bernoulli(images, T, rng))
+                grads = net.gradients(trace, targets)
+                opt.step([g for Wb in grads for g in Wb])
+
+            step()
+            out.append({"vary": vary, "value": value, "step_s": _median_time(step, repeat)})
+    return out
+
+
 def machine():
     info = {"platform": platform.platform(), "processor": platform.processor(),
             "cpus": os.cpu_count(), "backend": backend.name,
@@ -181,6 +216,7 @@ def main(argv=None):
     parser.add_argument("--onb", type=int, nargs="*", default=[4096, 8192, 16384],
                         help="widths n for the Open Neuromorphic setup (none: skip it)")
     parser.add_argument("--repeat", type=int, default=20, help="timed training steps")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     if args.backend:
@@ -201,6 +237,12 @@ def main(argv=None):
         results["onb"].append(o)
         print(f"Linear+LIF n = {n:5d}, batch 16, T = 500: forward {o['forward_s']:.3f} s, "
               f"backward {o['backward_s']:.3f} s, peak {o['peak_bytes'] / 2**30:.2f} GiB")
+    if not args.no_scaling:
+        results["scaling"] = scaling()
+        for vary in ("T", "batch", "width"):
+            points = [p for p in results["scaling"] if p["vary"] == vary]
+            print(f"step time as {vary} grows: " + ", ".join(
+                f"{p['value']}: {p['step_s'] * 1e3:.1f} ms" for p in points))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=1)
