@@ -166,6 +166,47 @@ def onb_layer(n, batch=16, T=500, repeat=3, seed=0):
             "peak_bytes": int(peak.peak)}
 
 
+def profile(steps=30, seed=0):
+    """Where a training step's time goes: cProfile's own time of each stbp function (a
+    function's own time includes the matrix products written inline in it), per step."""
+    import cProfile
+    import pstats
+
+    from stbp.encode import bernoulli
+    from stbp.network import SNN
+    from stbp.optim import Adam
+    from stbp.train import parameters
+
+    xp = backend.xp
+    rng = backend.default_rng(seed)
+    net = SNN([784, 800, 10], tau=0.2, v_th=0.5, seed=seed, init="fan_in")
+    opt = Adam(parameters(net), lr=1e-4)
+    images = rng.random((100, 784), dtype=xp.float32) * 0.5
+    targets = xp.eye(10, dtype=xp.float32)[rng.integers(0, 10, 100)]
+
+    def step():
+        trace = net.forward(bernoulli(images, 10, rng))
+        grads = net.gradients(trace, targets)
+        opt.step([g for Wb in grads for g in Wb])
+        _sync()
+
+    step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    total = sum(v[2] for v in stats.values())
+    rows = {}
+    for (filename, _, func), (_, _, tottime, _, _) in stats.items():
+        where = func if "stbp" in filename else "other (NumPy internals, Python)"
+        rows[where] = rows.get(where, 0.0) + tottime
+    out = [{"function": k, "s_per_step": v / steps, "share": v / total}
+           for k, v in sorted(rows.items(), key=lambda kv: -kv[1])]
+    return out
+
+
 def scaling(repeat=5, seed=0):
     """Training-step time as T, batch and hidden width grow (one at a time, from
     T = 10, batch 100, 784-800-10); a list of {"vary", "value", "step_s"}."""
@@ -237,6 +278,10 @@ def main(argv=None):
         results["onb"].append(o)
         print(f"Linear+LIF n = {n:5d}, batch 16, T = 500: forward {o['forward_s']:.3f} s, "
               f"backward {o['backward_s']:.3f} s, peak {o['peak_bytes'] / 2**30:.2f} GiB")
+    results["profile"] = profile()
+    print("where the step's time goes (cProfile, own time per function):")
+    for row in results["profile"][:8]:
+        print(f"  {row['function']:32s} {row['s_per_step'] * 1e3:7.2f} ms  {row['share']:6.1%}")
     if not args.no_scaling:
         results["scaling"] = scaling()
         for vary in ("T", "batch", "width"):

@@ -38,7 +38,8 @@ class Rectangular(Surrogate):
     """h1(x) = (1/a) * 1[|x| < a/2]: a box of width a and height 1/a (area 1)."""
 
     def grad(self, x):
-        return (backend.xp.abs(x) < self.a / 2).astype(x.dtype) / x.dtype.type(self.a)
+        xp = backend.xp
+        return xp.where(xp.abs(x) < self.a / 2, x.dtype.type(1 / self.a), x.dtype.type(0))
 
 
 # --- book/03_backprop.ipynb, cell 16 ---

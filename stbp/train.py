@@ -58,8 +58,24 @@ def evaluate(net, images, labels, T, rng, batch_size=1000):
     return correct / x.shape[0]
 
 
-def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress=True, desc=""):
-    """One pass over (x, y) in random order; returns (mean loss, accuracy, rates per layer)."""
+def random_shift(x, shift, rng, side=28):
+    """Translate each image (rows of x, side*side pixels) by its own random offset of
+    -shift..shift pixels in each direction, filling with 0; returns a new (B, side*side) array."""
+    xp = backend.xp
+    B = x.shape[0]
+    padded = xp.zeros((B, side + 2 * shift, side + 2 * shift), dtype=x.dtype)
+    padded[:, shift:shift + side, shift:shift + side] = x.reshape(B, side, side)
+    dy, dx = rng.integers(0, 2 * shift + 1, size=(2, B))
+    grid = xp.arange(side)
+    rows = (dy[:, None] + grid)[:, :, None]
+    cols = (dx[:, None] + grid)[:, None, :]
+    return padded[xp.arange(B)[:, None, None], rows, cols].reshape(B, side * side)
+
+
+def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress=True, desc="",
+                shift=0):
+    """One pass over (x, y) in random order; returns (mean loss, accuracy, rates per layer).
+    shift > 0 translates every training image by a random offset of up to shift pixels."""
     xp = backend.xp
     n_out = net.sizes[-1]
     eye = xp.eye(n_out, dtype=net.dtype)
@@ -70,7 +86,8 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
     bar = tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch")
     for i in bar:
         idx = order[i:i + batch_size]
-        spikes = bernoulli(x[idx], T, rng, dtype=net.dtype.name)
+        images = random_shift(x[idx], shift, rng) if shift else x[idx]
+        spikes = bernoulli(images, T, rng, dtype=net.dtype.name)
         trace = net.forward(spikes)
         targets = eye[y[idx]]
         grads = net.gradients(trace, targets, rule=rule)
@@ -87,11 +104,12 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
 
 # --- book/05_training.ipynb, cell 7 ---
 def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="exact",
-        seed=0, lr_schedule=None, checkpoint=None, resume=False, progress=True):
+        seed=0, lr_schedule=None, checkpoint=None, resume=False, progress=True, shift=0):
     """Train net on train = (images, labels); returns the History.
 
     lr_schedule(epoch) -> learning rate (default: constant); checkpoint: path of a .npz
-    written after every epoch; resume=True continues from it if it exists.
+    written after every epoch; resume=True continues from it if it exists; shift: random
+    translation of training images by up to this many pixels (0: none, as in the paper).
     """
     from stbp.checkpoint import load, save
     rng = backend.default_rng(seed)
@@ -107,7 +125,7 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
         if lr_schedule is not None:
             optimizer.lr = lr_schedule(epoch)
         loss, acc, rates = train_epoch(net, optimizer, x, y, T, rng, batch_size, rule,
-                                       progress, desc=f"epoch {epoch + 1}/{epochs}")
+                                       progress, desc=f"epoch {epoch + 1}/{epochs}", shift=shift)
         test_acc = evaluate(net, *test, T, rng) if test is not None else None
         for key, value in zip(("epoch", "loss", "train_acc", "test_acc", "rates", "lr", "time"),
                               (epoch + 1, loss, acc, test_acc, rates, optimizer.lr,

@@ -24,6 +24,7 @@ def test_run_writes_results_and_resumes(tmp_path, tiny_mnist):
     saved = json.loads(path.read_text())
     assert saved == json.loads(json.dumps(r))
     assert saved["settings"]["epochs"] == 2 and saved["settings"]["T"] == 8
+    assert saved["settings"]["shift"] == 2
     assert saved["history"]["epoch"] == [1, 2]
     assert saved["final_test_acc"] == saved["history"]["test_acc"][-1]
     assert saved["final_test_acc"] > 0.5

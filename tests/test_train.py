@@ -160,3 +160,17 @@ def test_history_round_trip():
     h = History(epoch=[1], loss=[0.5], train_acc=[0.8], test_acc=[0.7], rates=[[0.1, 0.2]],
                 lr=[1e-3], time=[1.0])
     assert History.from_dict(json.loads(json.dumps(h.to_dict()))) == h
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    from stbp.train import random_shift
+    x = np.zeros((50, 784), dtype=np.float32)
+    x[:, 14 * 28 + 14] = 1.0                          # one lit pixel in the middle
+    out = random_shift(x, 2, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert (out.sum(axis=1) == 1).all()               # nothing lost, nothing added
+    rows, cols = np.divmod(out.argmax(axis=1), 28)
+    assert set(rows.tolist()) <= set(range(12, 17)) and set(cols.tolist()) <= set(range(12, 17))
+    assert len(set(zip(rows.tolist(), cols.tolist()))) > 10    # offsets differ per image
+    again = random_shift(x, 2, np.random.default_rng(0))
+    assert np.array_equal(out, again)
