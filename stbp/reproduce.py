@@ -58,6 +58,7 @@ def run(config, seed=0, rule="exact", out="results", epochs=None, data=None, pro
                   T=cfg["T"], batch_size=cfg["batch_size"], rule=rule, seed=seed,
                   lr_schedule=schedule, checkpoint=stem + ".ckpt.npz", resume=True,
                   progress=progress, shift=cfg["shift"])
+    net.save(stem + ".weights.npz")            # the trained network alone, for chapter 6
     results = {"config": config, "settings": cfg, "rule": rule, "seed": seed,
                "stbp_version": stbp.__version__, "history": history.to_dict(),
                "final_test_acc": history.test_acc[-1], "wall_time_s": sum(history.time),

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from stbp import reproduce
+from stbp import SNN, reproduce
 
 
 @pytest.fixture
@@ -44,6 +44,7 @@ def test_cli_and_unknown_config(tmp_path, tiny_mnist, capsys):
                            "--out", str(tmp_path), "--rule", "seed"]) == 0
     assert "best rule=seed seed=2: test accuracy" in capsys.readouterr().out
     assert (tmp_path / "best-seed-seed2.json").exists()
+    assert SNN.load(tmp_path / "best-seed-seed2.weights.npz").sizes == [784, 800, 10]
     with pytest.raises(ValueError, match="unknown configuration 'fast'"):
         reproduce.run("fast", out=tmp_path)
 
