@@ -82,4 +82,11 @@ def default_rng(seed=None):
     return xp.random.default_rng(seed)
 
 
+def permutation(rng, n):
+    """A random permutation of range(n) drawn from rng (CuPy's Generator has no permutation)."""
+    if hasattr(rng, "permutation"):
+        return rng.permutation(n)
+    return xp.argsort(rng.random(n))
+
+
 use(os.environ.get("STBP_BACKEND", "numpy").strip().lower() or "numpy")

@@ -79,7 +79,7 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
     xp = backend.xp
     n_out = net.sizes[-1]
     eye = xp.eye(n_out, dtype=net.dtype)
-    order = rng.permutation(x.shape[0])
+    order = backend.permutation(rng, x.shape[0])
     total_loss, correct, seen = 0.0, 0, 0
     rates = [0.0] * (len(net.sizes) - 1)
     batches = range(0, x.shape[0], batch_size)

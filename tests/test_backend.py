@@ -83,3 +83,38 @@ def test_forward_on_gpu_matches_numpy():
             np.testing.assert_allclose(backend.to_numpy(b), a, rtol=1e-5, atol=1e-5)
     finally:
         backend.use("numpy")
+
+
+def test_permutation_helper():
+    p = backend.permutation(np.random.default_rng(3), 10)
+    assert sorted(p.tolist()) == list(range(10))
+    assert np.array_equal(p, np.random.default_rng(3).permutation(10))  # NumPy: its own
+
+    class NoPermutation:                       # like CuPy's Generator
+        def __init__(self):
+            self.rng = np.random.default_rng(4)
+
+        def random(self, n):
+            return self.rng.random(n)
+    q = backend.permutation(NoPermutation(), 10)
+    assert sorted(q.tolist()) == list(range(10))
+
+
+@pytest.mark.skipif(not has_gpu(), reason="no CUDA device (CuPy missing or no GPU)")
+def test_gradients_on_gpu_match_numpy():
+    from stbp import SNN
+    from stbp.encode import bernoulli
+    spikes = bernoulli(np.full((8, 40), 0.3), 10, rng=0)
+    Y = np.eye(5, dtype=np.float32)[np.arange(8) % 5]
+    net = SNN([40, 30, 5], tau=0.3, v_th=0.4, seed=0)
+    ref = net.gradients(net.forward(spikes), Y)
+    try:
+        xp = backend.use("cupy")
+        net.W = [xp.asarray(W) for W in net.W]
+        net.b = [xp.asarray(b) for b in net.b]
+        out = net.gradients(net.forward(xp.asarray(spikes)), xp.asarray(Y))
+        for (rw, rb), (ow, ob) in zip(ref, out):
+            np.testing.assert_allclose(backend.to_numpy(ow), rw, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(backend.to_numpy(ob), rb, rtol=1e-4, atol=1e-6)
+    finally:
+        backend.use("numpy")

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The GPU check: on a machine with an NVIDIA GPU, install CuPy, run the tests that need a
+# GPU (CuPy forward and gradients against NumPy), then the benchmark on CuPy.
+#   bash tools/gpu_check.sh [OUTDIR]      (writes OUTDIR/bench-gpu.json, default results/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-results}"
+python3 -m pip install --quiet -e ".[cupy]" pytest
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+python3 -m pytest -q -rs tests/test_backend.py
+python3 -m stbp.bench --backend cupy --out "$out/bench-gpu.json"
