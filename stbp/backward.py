@@ -59,7 +59,8 @@ def weight_grads(E, O_below):
     """Case 5: dL/dW^n = sum_t E^{t,n} (O^{t,n-1})^T and dL/db^n = sum_t E^{t,n} (summed over the batch)."""
     T, S, m = E.shape
     E2 = E.reshape(T * S, m)
-    return E2.T @ O_below.reshape(T * S, -1), E2.sum(axis=0)
+    O2 = O_below.reshape(T * S, -1).astype(E.dtype, copy=False)   # stored spikes may be bool
+    return E2.T @ O2, E2.sum(axis=0)
 
 
 # --- book/03_backprop.ipynb, cell 11 ---
@@ -89,10 +90,13 @@ def spatial_delta_exact(E_above, W_above):
 
 
 # --- book/03_backprop.ipynb, cell 13 ---
-def carry_factors(O, tau, binary):
-    """F = f(O) and dF = f'(O) for a whole layer; exponential-free for 0/1 spikes."""
+def carry_factors(O, tau, binary, dtype):
+    """F = f(O) and dF = f'(O) for a whole layer, in dtype. 0/1 spikes (stored as bool)
+    select one of two values each, without an exponential."""
     if binary:
-        return f01(O, tau), df01(O, tau)
+        xp, c = backend.xp, dtype.type
+        return (xp.where(O, c(f01(1, tau)), c(f01(0, tau))),
+                xp.where(O, c(df01(1, tau)), c(df01(0, tau))))
     return f(O, tau), df(O, tau)
 
 
@@ -105,7 +109,7 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    rate = trace.o[-1].mean(axis=0)
+    rate = trace.o[-1].mean(axis=0, dtype=net.dtype)
     Y = net._check("targets", targets, rate.shape)
     T = trace.o[0].shape[0]
     N = len(net.W)
@@ -114,7 +118,7 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     for n in range(N - 1, -1, -1):             # layer n+1 of the seed, W[n] = W^{n+1}
         U, O = trace.u[n], trace.o[n + 1]
         G = net.surrogate.grad(U - net.v_th)
-        F, dF = carry_factors(O, net.tau, net.surrogate.binary)
+        F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype)
         if rule == "exact":
             E = layer_backward_exact(spatial, U, G, F, dF)
             D = delta_exact(spatial, E, U, dF) if keep else None

@@ -90,23 +90,23 @@ class SNN:
         """Run the network on input spikes of shape (T, B, sizes[0]); return a Trace."""
         o = [self._check("spikes", spikes, (None, None, self.sizes[0]))]
         T, B, _ = o[0].shape
-        u = []
+        u, below = [], o[0]
         for W, b in zip(self.W, self.b):
-            X = (o[-1].reshape(T * B, -1) @ W.T).reshape(T, B, -1)  # X^{t,n} = W^n O^{t,n-1}, all t
-            U, O = layer_forward(X, b, self.tau, self.v_th, self.surrogate)
+            X = (below.reshape(T * B, -1) @ W.T).reshape(T, B, -1)  # X^{t,n} = W^n O^{t,n-1}, all t
+            U, below = layer_forward(X, b, self.tau, self.v_th, self.surrogate)
             u.append(U)
-            o.append(O)
+            o.append(below.astype(bool) if self.surrogate.binary else below)
         return Trace(u=u, o=o)
 
     def loss(self, trace, targets):
         """L = 1/(2S) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets (S, sizes[-1])."""
-        rate = trace.o[-1].mean(axis=0)
+        rate = trace.o[-1].mean(axis=0, dtype=self.dtype)
         Y = self._check("targets", targets, rate.shape)
         return float(((Y - rate) ** 2).sum() / (2 * Y.shape[0]))
 
     def predict(self, spikes):
         """Output firing rates (1/T) sum_t O^{t,N}, of shape (B, sizes[-1])."""
-        return self.forward(spikes).o[-1].mean(axis=0)
+        return self.forward(spikes).o[-1].mean(axis=0, dtype=self.dtype)
 
     def gradients(self, trace, targets, rule="exact"):
         """[(dL/dW^n, dL/db^n)] for every layer; derived and coded in chapter 3."""

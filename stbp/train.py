@@ -94,7 +94,7 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
         optimizer.step([g for dW_db in grads for g in dW_db])
         B = idx.shape[0]
         total_loss += net.loss(trace, targets) * B
-        correct += int((trace.o[-1].mean(axis=0).argmax(axis=1) == y[idx]).sum())
+        correct += int((trace.o[-1].sum(axis=0).argmax(axis=1) == y[idx]).sum())
         seen += B
         for n, o in enumerate(trace.o[1:]):
             rates[n] += float(o.mean()) * B

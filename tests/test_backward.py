@@ -28,7 +28,7 @@ def seed_gradients_plain(net, trace, Y):
     fo = lambda o: tau * np.exp(-o / tau)             # f(o)
     dfo = lambda o: -np.exp(-o / tau)                 # df/do
     u = [None] + trace.u                              # u[n][t], n = 1..N
-    o = trace.o                                       # o[n][t], n = 0..N
+    o = [a.astype(np.float64) for a in trace.o]       # o[n][t], n = 0..N (spikes may be bool)
     delta = [[None] * T for _ in range(N + 1)]
     eps = [[None] * T for _ in range(N + 1)]
     rate = o[N].mean(axis=0)

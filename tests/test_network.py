@@ -48,8 +48,18 @@ def test_shapes_and_dtypes():
         tr = net.forward(np.zeros((5, 3, 784), dtype=np.uint8))
         assert [o.shape for o in tr.o] == [(5, 3, 784), (5, 3, 50), (5, 3, 10)]
         assert [u.shape for u in tr.u] == [(5, 3, 50), (5, 3, 10)]
-        assert all(a.dtype == dtype for a in tr.o + tr.u)
+        assert all(a.dtype == dtype for a in tr.u)
+        assert tr.o[0].dtype == dtype                    # the input, in the model dtype
+        assert all(a.dtype == bool for a in tr.o[1:])    # 0/1 spikes stored as bool
+        assert net.predict(np.zeros((5, 3, 784))).dtype == dtype
         assert net.predict(np.zeros((5, 3, 784))).shape == (3, 10)
+
+
+def test_smooth_outputs_are_stored_in_the_model_dtype():
+    from stbp.surrogates import Smooth
+    net = SNN([6, 4], tau=0.3, v_th=0.5, surrogate=Smooth(0.5), seed=0)
+    tr = net.forward(np.full((3, 2, 6), 0.5))
+    assert tr.o[1].dtype == np.float32 and 0 < float(tr.o[1].min()) < 1
 
 
 def test_batched_forward_equals_plain_loop(small):
