@@ -94,9 +94,10 @@ def carry_factors(O, tau, binary, dtype):
     """F = f(O) and dF = f'(O) for a whole layer, in dtype. 0/1 spikes (stored as bool)
     select one of two values each, without an exponential."""
     if binary:
-        xp, c = backend.xp, dtype.type
-        return (xp.where(O, c(f01(1, tau)), c(f01(0, tau))),
-                xp.where(O, c(df01(1, tau)), c(df01(0, tau))))
+        xp = backend.xp
+        zero_one = xp.asarray([0, 1], dtype=dtype)
+        F01, dF01 = f01(zero_one, tau), df01(zero_one, tau)   # the two values of each
+        return xp.where(O, F01[1], F01[0]), xp.where(O, dF01[1], dF01[0])
     return f(O, tau), df(O, tau)
 
 
