@@ -40,6 +40,7 @@ def save(path, net, optimizer=None, state=None):
             numpy.savez(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)                  # mkstemp makes it private; a checkpoint is not
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
