@@ -89,5 +89,5 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "IPython" not in sys.modules:   # a script, not this chapter
     sys.exit(main())

@@ -83,7 +83,8 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
     total_loss, correct, seen = 0.0, 0, 0
     rates = [0.0] * (len(net.sizes) - 1)
     batches = range(0, x.shape[0], batch_size)
-    bar = tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch")
+    bar = tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch",
+               mininterval=2.0)
     for i in bar:
         idx = order[i:i + batch_size]
         images = random_shift(x[idx], shift, rng) if shift else x[idx]
@@ -98,7 +99,8 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
         seen += B
         for n, o in enumerate(trace.o[1:]):
             rates[n] += float(o.mean()) * B
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
+                        refresh=False)         # shown at the bar's next update
     return total_loss / seen, correct / seen, [r / seen for r in rates]
 
 
