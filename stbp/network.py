@@ -15,7 +15,7 @@ from stbp.surrogates import Rectangular
 @dataclass
 class Trace:
     """Everything the forward pass computed: o[n] = O^{.,n} (o[0] is the input) and
-    u[n-1] = U^{.,n}, each of shape (T, B, sizes[n])."""
+    u[n-1] = U^{.,n}, each of shape (T, B, sizes[n]); 0/1 spikes are stored as bool."""
     u: list
     o: list
 
