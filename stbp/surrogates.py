@@ -43,6 +43,11 @@ class Rectangular(Surrogate):
 
 
 # --- book/03_backprop.ipynb, cell 16 ---
+def logistic(x, a):
+    """sigmoid(x / a), computed without overflow as 0.5 + 0.5 tanh(x / 2a)."""
+    return 0.5 + 0.5 * backend.xp.tanh(x / (2 * a))
+
+
 class Smooth(Surrogate):
     """Logistic spike g(x) = sigmoid(x / a) with its exact derivative g'(x) = s (1 - s) / a.
 
@@ -52,10 +57,10 @@ class Smooth(Surrogate):
     binary = False
 
     def spike(self, x):
-        return 0.5 + 0.5 * backend.xp.tanh(x / (2 * self.a))
+        return logistic(x, self.a)
 
     def grad(self, x):
-        s = self.spike(x)
+        s = logistic(x, self.a)
         return s * (1 - s) / self.a
 
 
@@ -66,15 +71,16 @@ class Polynomial(Surrogate):
     def grad(self, x):
         xp = backend.xp
         root = self.a ** 0.5
-        return xp.maximum(root / 2 - self.a / 4 * xp.abs(x), 0).astype(x.dtype)
+        return xp.maximum(root / 2 - self.a / 4 * xp.abs(x), 0)
 
 
 class Sigmoid(Surrogate):
-    """h3(x) = (1/a) e^{-x/a} / (1 + e^{-x/a})^2, the derivative of sigmoid(x / a)."""
+    """h3(x) = (1/a) e^{-x/a} / (1 + e^{-x/a})^2, the derivative of sigmoid(x / a).
 
-    def grad(self, x):
-        s = 0.5 + 0.5 * backend.xp.tanh(x / (2 * self.a))
-        return (s * (1 - s) / self.a).astype(x.dtype)
+    The step forward; backward, the same curve as chapter 3's Smooth (its exact derivative).
+    """
+
+    grad = Smooth.grad
 
 
 class Gaussian(Surrogate):
@@ -82,7 +88,7 @@ class Gaussian(Surrogate):
 
     def grad(self, x):
         xp = backend.xp
-        return (xp.exp(-x * x / (2 * self.a)) / (2 * xp.pi * self.a) ** 0.5).astype(x.dtype)
+        return xp.exp(-x * x / (2 * self.a)) / (2 * xp.pi * self.a) ** 0.5
 
 
 CURVES = {"rectangular": Rectangular, "polynomial": Polynomial, "sigmoid": Sigmoid,
