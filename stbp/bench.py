@@ -77,8 +77,9 @@ def _median_time(fn, repeat):
     return statistics.median(times)
 
 
-def training_step(sizes=(784, 800, 10), batch=100, T=10, repeat=20, seed=0):
-    """Time one training step and its bare matrix products; return a dict of results."""
+def _training(sizes=(784, 800, 10), batch=100, T=10, seed=0):
+    """A network, its generator, and one full training step (encode, forward, backward
+    with rule="exact", Adam) on a fixed random batch; step(keep=True) returns the trace."""
     from stbp.encode import bernoulli
     from stbp.network import SNN
     from stbp.optim import Adam
@@ -92,11 +93,19 @@ def training_step(sizes=(784, 800, 10), batch=100, T=10, repeat=20, seed=0):
     targets = xp.eye(sizes[-1], dtype=xp.float32)[rng.integers(0, sizes[-1], batch)]
 
     def step(keep=False):
-        spikes = bernoulli(images, T, rng)
-        trace = net.forward(spikes)
+        trace = net.forward(bernoulli(images, T, rng))
         grads = net.gradients(trace, targets, rule="exact")
         opt.step([g for Wb in grads for g in Wb])
+        _sync()
         return trace if keep else None      # a kept trace makes the next step page-fault
+
+    return net, rng, step
+
+
+def training_step(sizes=(784, 800, 10), batch=100, T=10, repeat=20, seed=0):
+    """Time one training step and its bare matrix products; return a dict of results."""
+    xp = backend.xp
+    net, rng, step = _training(sizes, batch, T, seed)
 
     # the same products on arrays of the same shapes: forward X^n = O^{n-1} W^n.T for
     # every layer, backward E^{n+1} W^{n+1} for every layer but the first, and
@@ -177,24 +186,7 @@ def profile(steps=30, seed=0):
     import cProfile
     import pstats
 
-    from stbp.encode import bernoulli
-    from stbp.network import SNN
-    from stbp.optim import Adam
-    from stbp.train import parameters
-
-    xp = backend.xp
-    rng = backend.default_rng(seed)
-    net = SNN([784, 800, 10], tau=0.2, v_th=0.5, seed=seed, init="fan_in")
-    opt = Adam(parameters(net), lr=1e-4)
-    images = rng.random((100, 784), dtype=xp.float32) * 0.5
-    targets = xp.eye(10, dtype=xp.float32)[rng.integers(0, 10, 100)]
-
-    def step():
-        trace = net.forward(bernoulli(images, 10, rng))
-        grads = net.gradients(trace, targets)
-        opt.step([g for Wb in grads for g in Wb])
-        _sync()
-
+    _, _, step = _training(seed=seed)
     step()
     prof = cProfile.Profile()
     prof.enable()
@@ -215,12 +207,6 @@ def profile(steps=30, seed=0):
 def scaling(repeat=5, seed=0):
     """Training-step time as T, batch and hidden width grow (one at a time, from
     T = 10, batch 100, 784-800-10); a list of {"vary", "value", "step_s"}."""
-    from stbp.encode import bernoulli
-    from stbp.network import SNN
-    from stbp.optim import Adam
-    from stbp.train import parameters
-
-    xp = backend.xp
     out = []
     grid = {"T": [5, 10, 20, 40, 80], "batch": [25, 50, 100, 200, 400],
             "width": [100, 200, 400, 800, 1600]}
@@ -229,17 +215,7 @@ def scaling(repeat=5, seed=0):
             T = value if vary == "T" else 10
             batch = value if vary == "batch" else 100
             width = value if vary == "width" else 800
-            rng = backend.default_rng(seed)
-            net = SNN([784, width, 10], tau=0.2, v_th=0.5, seed=seed, init="fan_in")
-            opt = Adam(parameters(net), lr=1e-4)
-            images = rng.random((batch, 784), dtype=xp.float32) * 0.5
-            targets = xp.eye(10, dtype=xp.float32)[rng.integers(0, 10, batch)]
-
-            def step():
-                trace = net.forward(bernoulli(images, T, rng))
-                grads = net.gradients(trace, targets)
-                opt.step([g for Wb in grads for g in Wb])
-
+            _, _, step = _training((784, width, 10), batch, T, seed)
             step()
             out.append({"vary": vary, "value": value, "step_s": _median_time(step, repeat)})
     return out
