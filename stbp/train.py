@@ -58,6 +58,11 @@ def evaluate(net, images, labels, T, rng, batch_size=1000):
     return correct / x.shape[0]
 
 
+def eval_rng(seed):
+    """The generator that encodes the test set, kept apart from the training generator."""
+    return backend.default_rng(seed + 2**32)
+
+
 def random_shift(x, shift, rng, side=28):
     """Translate each image (rows of x, side*side pixels) by its own random offset of
     -shift..shift pixels in each direction, filling with 0; returns a new (B, side*side) array."""
@@ -106,17 +111,25 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
 
 # --- book/05_training.ipynb, cell 7 ---
 def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="exact",
-        seed=0, lr_schedule=None, checkpoint=None, resume=False, progress=True, shift=0):
+        seed=0, lr_schedule=None, checkpoint=None, resume=False, progress=True, shift=0,
+        T_test=None, tag=None):
     """Train net on train = (images, labels); returns the History.
 
     lr_schedule(epoch) -> learning rate (default: constant); checkpoint: path of a .npz
     written after every epoch; resume=True continues from it if it exists; shift: random
-    translation of training images by up to this many pixels (0: none, as in the paper).
+    translation of training images by up to this many pixels (0: none, as in the paper);
+    T_test: time steps of the test encoding (default: T), drawn from eval_rng(seed);
+    tag: a string saved with each checkpoint; resuming from a checkpoint saved under
+    another tag is refused (it belongs to a different run).
     """
     from stbp.checkpoint import load, save
     rng = backend.default_rng(seed)
     history, start = History(), 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
+        saved = load(checkpoint)["state"].get("tag")      # checked before touching net
+        if saved != tag:
+            raise ValueError(f"checkpoint {checkpoint} was saved by another run "
+                             f"({saved!r}, not {tag!r}); move it away to start afresh")
         state = load(checkpoint, net=net, optimizer=optimizer)["state"]
         history = History.from_dict(state["history"])
         rng.bit_generator.state = state["rng"]
@@ -128,7 +141,8 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
             optimizer.lr = lr_schedule(epoch)
         loss, acc, rates = train_epoch(net, optimizer, x, y, T, rng, batch_size, rule,
                                        progress, desc=f"epoch {epoch + 1}/{epochs}", shift=shift)
-        test_acc = evaluate(net, *test, T, rng) if test is not None else None
+        test_acc = (evaluate(net, *test, T_test or T, eval_rng(seed))
+                    if test is not None else None)
         for key, value in zip(("epoch", "loss", "train_acc", "test_acc", "rates", "lr", "time"),
                               (epoch + 1, loss, acc, test_acc, rates, optimizer.lr,
                                time.perf_counter() - t0)):
@@ -138,5 +152,6 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
                        f"test {test_acc}, {history.time[-1]:.1f} s")
         if checkpoint is not None:
             save(checkpoint, net, optimizer,
-                 state={"history": history.to_dict(), "rng": rng.bit_generator.state})
+                 state={"history": history.to_dict(), "rng": rng.bit_generator.state,
+                        "tag": tag})
     return history

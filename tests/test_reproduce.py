@@ -28,6 +28,9 @@ def test_run_writes_results_and_resumes(tmp_path, tiny_mnist):
     assert saved["history"]["epoch"] == [1, 2]
     assert saved["final_test_acc"] == saved["history"]["test_acc"][-1]
     assert saved["final_test_acc"] > 0.5
+    # the final network is scored over the training window and over the test window
+    assert saved["settings"]["T_test"] == 30 and set(saved["final_test_acc_by_T"]) == {"8", "30"}
+    assert saved["final_test_acc_by_T"]["30"] == saved["final_test_acc"]
     assert {"platform", "cpus", "numpy", "backend"} <= set(saved["machine"])
     assert saved["stbp_version"] and saved["wall_time_s"] > 0
     # running again resumes from the checkpoint: nothing left to train, same history
@@ -37,6 +40,10 @@ def test_run_writes_results_and_resumes(tmp_path, tiny_mnist):
     more = reproduce.run("best", seed=1, out=tmp_path, epochs=3, progress=False)
     assert more["history"]["loss"][:2] == saved["history"]["loss"]
     assert len(more["history"]["epoch"]) == 3
+    # the checkpoint of this configuration is not resumed under another rule's settings
+    (tmp_path / "best-exact-seed1.ckpt.npz").replace(tmp_path / "nearest-exact-seed1.ckpt.npz")
+    with pytest.raises(ValueError, match="saved by another run"):
+        reproduce.run("nearest", seed=1, out=tmp_path, epochs=3, progress=False)
 
 
 def test_cli_and_unknown_config(tmp_path, tiny_mnist, capsys):

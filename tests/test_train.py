@@ -8,7 +8,7 @@ import pytest
 from stbp import SNN, checkpoint
 from stbp.optim import SGD, Adam, step_decay
 from stbp.surrogates import Gaussian, Rectangular
-from stbp.train import History, evaluate, fit, parameters, prepare
+from stbp.train import History, evaluate, fit, parameters, prepare, eval_rng
 
 
 def toy_data(n=120, seed=0):
@@ -92,6 +92,39 @@ def test_resume_continues_exactly(tmp_path, rule):
         assert np.array_equal(a, b)
     assert h.loss == h_ref.loss and h.test_acc == h_ref.test_acc and h.epoch == [1, 2, 3]
     assert opt2.k == ref_opt.k
+
+
+def test_evaluation_does_not_change_training():
+    """The test set has its own generator: scoring it at another T (or not at all) leaves the
+    trained weights and losses unchanged, and T_test is what the recorded accuracy uses."""
+    x, y = toy_data()
+    runs = {}
+    for T_test in (None, 2, 12):
+        net, opt = make()
+        test = None if T_test is None else (x[:60], y[:60])
+        h = fit(net, opt, (x, y), test, epochs=2, T=5, batch_size=30, seed=2, progress=False,
+                T_test=T_test)
+        runs[T_test] = (net, h)
+    for T_test in (2, 12):
+        assert runs[T_test][1].loss == runs[None][1].loss
+        assert all(np.array_equal(a, b) for a, b in
+                   zip(parameters(runs[T_test][0]), parameters(runs[None][0])))
+    net, h = runs[12]
+    assert h.test_acc[-1] == evaluate(net, x[:60], y[:60], 12, eval_rng(2))
+    assert runs[2][1].test_acc != h.test_acc       # 2 steps score worse than 12 here
+
+
+def test_resume_refuses_another_runs_checkpoint(tmp_path):
+    x, y = toy_data()
+    ck = tmp_path / "run.ckpt.npz"
+    net, opt = make()
+    fit(net, opt, (x, y), epochs=1, T=5, batch_size=30, checkpoint=ck, progress=False, tag="a")
+    other, other_opt = make(seed=5)
+    before = [p.copy() for p in parameters(other)]
+    with pytest.raises(ValueError, match="saved by another run .'a', not 'b'"):
+        fit(other, other_opt, (x, y), epochs=2, T=5, batch_size=30, checkpoint=ck,
+            resume=True, progress=False, tag="b")
+    assert all(np.array_equal(a, b) for a, b in zip(before, parameters(other)))
 
 
 def test_checkpoint_round_trip_without_pickle(tmp_path):
