@@ -26,6 +26,10 @@ NAMES = ("numpy", "cupy")
 xp = numpy
 #: The name of the selected backend.
 name = "numpy"
+#: The fused kernels of the selected backend (:class:`stbp.kernels.Kernels`), or None.
+#: CuPy uses them by default; NumPy runs the array code of chapters 2 and 3, whose
+#: arithmetic the kernels repeat (chapter 7).
+fused = None
 
 
 class BackendError(RuntimeError):
@@ -54,14 +58,29 @@ def _load_cupy():
     return cupy
 
 
-def use(backend: str):
-    """Select the array backend by name, ``"numpy"`` or ``"cupy"``; return its namespace."""
-    global xp, name
+def use(backend: str, fuse: bool = True):
+    """Select the array backend by name, ``"numpy"`` or ``"cupy"``; return its namespace.
+
+    On CuPy, ``fuse=False`` runs the array code instead of the fused kernels (to compare).
+    """
+    global xp, name, fused
     if backend not in NAMES:
         raise BackendError(f"unknown backend {backend!r}; choose one of {NAMES}")
     xp = numpy if backend == "numpy" else _load_cupy()
     name = backend
+    fused = None
+    if backend == "cupy" and fuse:
+        from stbp import kernels
+        fused = kernels.cuda()
     return xp
+
+
+def fused_for(surrogate):
+    """The fused kernels for a layer with this surrogate, or None to run the array code."""
+    if fused is None:
+        return None
+    from stbp.kernels import supports
+    return fused if supports(surrogate) else None
 
 
 def to_numpy(a):

@@ -118,13 +118,17 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     grads, kept = [None] * N, [None] * N
     for n in range(N - 1, -1, -1):             # layer n+1 of the seed, W[n] = W^{n+1}
         U, O = trace.u[n], trace.o[n + 1]
-        G = net.surrogate.grad(U - net.v_th)
-        F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype)
-        if rule == "exact":
-            E = layer_backward_exact(spatial, U, G, F, dF)
-            D = delta_exact(spatial, E, U, dF) if keep else None
+        fused = backend.fused_for(net.surrogate) if rule == "exact" and not keep else None
+        if fused is not None:              # on a GPU: the recurrence in one kernel (chapter 7)
+            E = fused.layer_backward(spatial, U, O, net.tau, net.v_th, net.surrogate)
         else:
-            D, E = layer_backward_seed(spatial, U, G, F, dF)
+            G = net.surrogate.grad(U - net.v_th)
+            F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype)
+            if rule == "exact":
+                E = layer_backward_exact(spatial, U, G, F, dF)
+                D = delta_exact(spatial, E, U, dF) if keep else None
+            else:
+                D, E = layer_backward_seed(spatial, U, G, F, dF)
         grads[n] = weight_grads(E, trace.o[n])
         if keep:
             kept[n] = {"D": D, "E": E, "spatial": spatial}

@@ -26,6 +26,9 @@ def layer_forward(X, b, tau, v_th, surrogate):
     X has shape (T, B, n) and is overwritten: its memory becomes U. Returns U and O of
     the same shape (U^0 = 0).
     """
+    fused = backend.fused_for(surrogate)
+    if fused is not None:                  # on a GPU: all T steps in one kernel (chapter 7)
+        return fused.layer_forward(X, b, tau, v_th, surrogate)
     carry = f01 if surrogate.binary else f
     U = X
     U += b

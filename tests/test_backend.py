@@ -101,20 +101,31 @@ def test_permutation_helper():
 
 
 @pytest.mark.skipif(not has_gpu(), reason="no CUDA device (CuPy missing or no GPU)")
-def test_gradients_on_gpu_match_numpy():
-    from stbp import SNN
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused kernels", "array code"])
+@pytest.mark.parametrize("surrogate, dtype, tol", [
+    ("Rectangular", "float32", 1e-4), ("Gaussian", "float32", 1e-4),
+    ("Polynomial", "float64", 1e-10), ("Smooth", "float64", 1e-10)])
+def test_gradients_on_gpu_match_numpy(fuse, surrogate, dtype, tol):
+    from stbp import SNN, surrogates
     from stbp.encode import bernoulli
-    spikes = bernoulli(np.full((8, 40), 0.3), 10, rng=0)
-    Y = np.eye(5, dtype=np.float32)[np.arange(8) % 5]
-    net = SNN([40, 30, 5], tau=0.3, v_th=0.4, seed=0)
-    ref = net.gradients(net.forward(spikes), Y)
+    spikes = bernoulli(np.full((8, 40), 0.3), 10, rng=0, dtype=dtype)
+    Y = np.eye(5, dtype=dtype)[np.arange(8) % 5]
+    net = SNN([40, 30, 5], tau=0.3, v_th=0.4, seed=0, dtype=dtype,
+              surrogate=getattr(surrogates, surrogate)(0.8))
+    ref_trace = net.forward(spikes)
+    ref = net.gradients(ref_trace, Y)
     try:
-        xp = backend.use("cupy")
+        xp = backend.use("cupy", fuse=fuse)
+        assert (backend.fused is not None) == fuse
         net.W = [xp.asarray(W) for W in net.W]
         net.b = [xp.asarray(b) for b in net.b]
-        out = net.gradients(net.forward(xp.asarray(spikes)), xp.asarray(Y))
+        trace = net.forward(xp.asarray(spikes))
+        for a, b in zip(ref_trace.u + ref_trace.o, trace.u + trace.o):
+            np.testing.assert_allclose(backend.to_numpy(b).astype(float), a.astype(float),
+                                       rtol=tol, atol=tol)
+        out = net.gradients(trace, xp.asarray(Y))
         for (rw, rb), (ow, ob) in zip(ref, out):
-            np.testing.assert_allclose(backend.to_numpy(ow), rw, rtol=1e-4, atol=1e-6)
-            np.testing.assert_allclose(backend.to_numpy(ob), rb, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(backend.to_numpy(ow), rw, rtol=tol, atol=tol / 100)
+            np.testing.assert_allclose(backend.to_numpy(ob), rb, rtol=tol, atol=tol / 100)
     finally:
         backend.use("numpy")

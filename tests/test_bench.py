@@ -31,4 +31,5 @@ def test_main_writes_json(tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert set(saved) == {"machine", "training_step", "onb", "profile"}
     assert saved["onb"] == [] and saved["machine"]["backend"] == "numpy"
+    assert saved["machine"]["fused_kernels"] is False
     assert "ratio" in capsys.readouterr().out
