@@ -16,6 +16,7 @@ This module is hand-written glue, not exported from the book.
 """
 from __future__ import annotations
 
+import base64
 import os
 
 import numpy
@@ -99,6 +100,40 @@ def asarray(a, dtype=None):
 def default_rng(seed=None):
     """A random generator of the selected backend; the same seed gives the same draws."""
     return xp.random.default_rng(seed)
+
+
+def rng_state(rng):
+    """A JSON-able snapshot of a generator's state, for checkpoints.
+
+    NumPy's generators expose it as a dict.  CuPy's keep their cuRAND states in device
+    memory (``bit_generator._state``, a byte array), saved here as base64 text.
+    """
+    bits = rng.bit_generator
+    state = getattr(bits, "state", None)
+    if isinstance(state, dict):
+        return state
+    raw = getattr(bits, "_state", None)
+    if raw is None:
+        raise BackendError(f"cannot save the state of a {type(bits).__name__} generator")
+    return {"bit_generator": type(bits).__name__,
+            "device_state": base64.b64encode(to_numpy(raw).tobytes()).decode("ascii")}
+
+
+def set_rng_state(rng, state):
+    """Restore a generator to a snapshot taken by :func:`rng_state`."""
+    bits = rng.bit_generator
+    if "device_state" not in state:
+        bits.state = state
+        return
+    raw = getattr(bits, "_state", None)
+    if raw is None or state.get("bit_generator") != type(bits).__name__:
+        raise BackendError(f"the checkpoint holds the state of a {state.get('bit_generator')} "
+                           f"generator on a GPU; this one is a {type(bits).__name__}")
+    data = numpy.frombuffer(base64.b64decode(state["device_state"]), dtype=numpy.int8)
+    if data.size != raw.nbytes:
+        raise BackendError(f"the checkpoint's generator state has {data.size} bytes, this "
+                           f"generator {raw.nbytes} (saved on a different GPU model?)")
+    raw[...] = asarray(data.view(raw.dtype).reshape(raw.shape))
 
 
 def permutation(rng, n):

@@ -132,7 +132,7 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
                              f"({saved!r}, not {tag!r}); move it away to start afresh")
         state = load(checkpoint, net=net, optimizer=optimizer)["state"]
         history = History.from_dict(state["history"])
-        rng.bit_generator.state = state["rng"]
+        backend.set_rng_state(rng, state["rng"])
         start = len(history.epoch)
     x, y = prepare(*train)
     for epoch in range(start, epochs):
@@ -152,6 +152,6 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
                        f"test {test_acc}, {history.time[-1]:.1f} s")
         if checkpoint is not None:
             save(checkpoint, net, optimizer,
-                 state={"history": history.to_dict(), "rng": rng.bit_generator.state,
+                 state={"history": history.to_dict(), "rng": backend.rng_state(rng),
                         "tag": tag})
     return history

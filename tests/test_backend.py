@@ -1,4 +1,5 @@
 """The array backend switch: NumPy by default, the env var, clear CuPy errors, GPU tests."""
+import json
 import os
 import subprocess
 import sys
@@ -129,3 +130,41 @@ def test_gradients_on_gpu_match_numpy(fuse, surrogate, dtype, tol):
             np.testing.assert_allclose(backend.to_numpy(ob), rb, rtol=tol, atol=tol / 100)
     finally:
         backend.use("numpy")
+
+
+def test_rng_state_round_trip_numpy():
+    rng = backend.default_rng(3)
+    rng.random(5)
+    state = backend.rng_state(rng)
+    json.dumps(state)                                # goes into a checkpoint's JSON
+    expected = rng.random(4)
+    other = backend.default_rng(99)
+    backend.set_rng_state(other, json.loads(json.dumps(state)))
+    assert np.array_equal(other.random(4), expected)
+
+
+class DeviceBits:
+    """Shaped like CuPy's XORWOW: state() is a method, the states a byte array _state."""
+
+    def __init__(self, seed, nbytes=48):
+        self._state = np.random.default_rng(seed).integers(-128, 128, nbytes).astype(np.int8)
+
+    def state(self):
+        return self._state.ctypes.data
+
+
+class DeviceGenerator:
+    def __init__(self, seed, nbytes=48):
+        self.bit_generator = DeviceBits(seed, nbytes)
+
+
+def test_rng_state_round_trip_device_generator():
+    a, b = DeviceGenerator(1), DeviceGenerator(2)
+    state = json.loads(json.dumps(backend.rng_state(a)))
+    assert state["bit_generator"] == "DeviceBits"
+    backend.set_rng_state(b, state)
+    assert np.array_equal(a.bit_generator._state, b.bit_generator._state)
+    with pytest.raises(backend.BackendError, match="48 bytes, this generator 64"):
+        backend.set_rng_state(DeviceGenerator(3, nbytes=64), state)
+    with pytest.raises(backend.BackendError, match="state of a DeviceBits generator on a GPU"):
+        backend.set_rng_state(backend.default_rng(0), state)
