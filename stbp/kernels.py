@@ -20,6 +20,7 @@ Hand-written glue, not exported from the book: the CUDA source has no NumPy form
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from stbp import surrogates
@@ -139,12 +140,14 @@ def supports(surrogate):
     return type(surrogate) in CURVE_IDS
 
 
-def _carry_values(tau, dtype):
-    """f and f' at o = 0 and 1, rounded to dtype exactly as stbp.backward.carry_factors does."""
+@functools.lru_cache(maxsize=64)
+def _carry_values(tau, dtype, backend_name):
+    """f and f' at o = 0 and 1, as stbp.backward.carry_factors gives them to the array code
+    (cached: on a GPU each reading is a copy to the host)."""
     from stbp import backend
-    from stbp.neuron import df01, f01
-    zero_one = backend.xp.asarray([0, 1], dtype=dtype)
-    F, dF = backend.to_numpy(f01(zero_one, tau)), backend.to_numpy(df01(zero_one, tau))
+    from stbp.backward import carry_factors
+    F, dF = carry_factors(backend.xp.asarray([False, True]), tau, True, dtype)
+    F, dF = backend.to_numpy(F), backend.to_numpy(dF)
     return float(F[0]), float(F[1]), float(dF[0]), float(dF[1])
 
 
@@ -163,11 +166,11 @@ class Kernels:
         """Fused stbp.network.layer_forward: X (T, B, n) becomes U; returns U and O."""
         from stbp import backend
         xp = backend.xp
-        U = X if X.flags.c_contiguous else xp.ascontiguousarray(X)
+        U = xp.ascontiguousarray(X)               # X itself when it is contiguous already
         b = xp.ascontiguousarray(b, dtype=U.dtype)
         O = xp.empty_like(U)
         T, B, n = U.shape
-        F0, F1, _, _ = _carry_values(tau, U.dtype)
+        F0, F1, _, _ = _carry_values(tau, U.dtype.name, backend.name)
         real = _real(U.dtype)
         self._launch("layer_forward", real, B * n,
                      [U, O, b, ("int", T), ("long", B * n), ("long", n), (real, tau),
@@ -181,15 +184,12 @@ class Kernels:
         xp = backend.xp
         S = xp.ascontiguousarray(xp.broadcast_to(spatial, U.shape), dtype=U.dtype)
         U = xp.ascontiguousarray(U)
-        O = xp.ascontiguousarray(O)
-        binary = O.dtype == xp.bool_
-        if not binary and O.dtype != U.dtype:
-            O = O.astype(U.dtype)
-        O8 = O.view(xp.uint8) if binary else xp.zeros(1, dtype=xp.uint8)
-        Or = O if not binary else xp.zeros(1, dtype=U.dtype)
+        binary = O.dtype == xp.bool_              # stored 0/1 spikes, else real outputs
+        O8 = xp.ascontiguousarray(O).view(xp.uint8) if binary else xp.zeros(1, dtype=xp.uint8)
+        Or = xp.zeros(1, dtype=U.dtype) if binary else xp.ascontiguousarray(O, dtype=U.dtype)
         E = xp.empty_like(U)
         T, B, n = U.shape
-        F0, F1, dF0, dF1 = _carry_values(tau, U.dtype)
+        F0, F1, dF0, dF1 = _carry_values(tau, U.dtype.name, backend.name)
         real = _real(U.dtype)
         self._launch("layer_backward", real, B * n,
                      [E, S, U, O8, Or, ("int", T), ("long", B * n), (real, tau), (real, F0),
