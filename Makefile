@@ -5,6 +5,12 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
+# Chapters run from book/, so a relative STBP_DATA (as in `STBP_DATA=../shared/data make
+# test`) is made absolute here, relative to this folder, before any of them starts.
+ifdef STBP_DATA
+export STBP_DATA := $(abspath $(STBP_DATA))
+endif
+
 .PHONY: book test unit export check-export execute clean
 
 $(STAMP): pyproject.toml
