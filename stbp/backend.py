@@ -8,7 +8,8 @@ namespace at call time::
     u = xp.zeros((T, B, n))
 
 Select the backend with ``backend.use("cupy")`` in code, or with the environment
-variable ``STBP_BACKEND=cupy`` before ``import stbp``.  Asking for CuPy where it
+variable ``STBP_BACKEND=cupy`` before ``import stbp``; ``STBP_FUSE=0`` (or
+``use(..., fuse=False)``) turns the fused kernels off.  Asking for CuPy where it
 is not installed, or where no CUDA device works, raises :class:`BackendError`
 saying which of the two is the problem.
 
@@ -27,9 +28,9 @@ NAMES = ("numpy", "cupy")
 xp = numpy
 #: The name of the selected backend.
 name = "numpy"
-#: The fused kernels of the selected backend (:class:`stbp.kernels.Kernels`), or None.
-#: CuPy uses them by default; NumPy runs the array code of chapters 2 and 3, whose
-#: arithmetic the kernels repeat (chapter 7).
+#: The fused kernels of the selected backend (:class:`stbp.kernels.Kernels`), or None
+#: when the array code of chapters 2, 3 and 5 runs as written; their arithmetic is the
+#: array code's (chapter 7).
 fused = None
 
 
@@ -59,29 +60,42 @@ def _load_cupy():
     return cupy
 
 
-def use(backend: str, fuse: bool = True):
+def use(backend: str, fuse=None):
     """Select the array backend by name, ``"numpy"`` or ``"cupy"``; return its namespace.
 
-    On CuPy, ``fuse=False`` runs the array code instead of the fused kernels (to compare).
+    Both run fused kernels by default (Numba on NumPy, CUDA on CuPy; chapter 7).
+    ``fuse=False``, or the environment variable ``STBP_FUSE=0`` when fuse is not given,
+    runs the array code of chapters 2, 3 and 5 as written instead.
     """
     global xp, name, fused
     if backend not in NAMES:
         raise BackendError(f"unknown backend {backend!r}; choose one of {NAMES}")
-    xp = numpy if backend == "numpy" else _load_cupy()
-    name = backend
-    fused = None
-    if backend == "cupy" and fuse:
-        from stbp import kernels
-        fused = kernels.cuda()
+    if fuse is None:
+        fuse = os.environ.get("STBP_FUSE", "1").strip() not in ("0", "false", "no", "off")
+    new_xp = numpy if backend == "numpy" else _load_cupy()
+    new_fused = None
+    if fuse and backend == "numpy":
+        from stbp.kernels.cpu import NumbaKernels
+        new_fused = NumbaKernels(numpy)
+    elif fuse:
+        from stbp.kernels.cuda import CudaKernels
+        new_fused = CudaKernels(new_xp)
+    xp, name, fused = new_xp, backend, new_fused
     return xp
 
 
 def fused_for(surrogate):
-    """The fused kernels for a layer with this surrogate, or None to run the array code."""
+    """The fused layer kernels for a layer with this surrogate, or None to run the array code."""
     if fused is None:
         return None
     from stbp.kernels import supports
     return fused if supports(surrogate) else None
+
+
+def fused_op(op):
+    """The fused kernel ``op`` ("bernoulli", "adam", "sgd") of the selected backend, or
+    None to run the array code."""
+    return getattr(fused, op, None) if fused is not None else None
 
 
 def to_numpy(a):

@@ -24,4 +24,8 @@ def bernoulli(x, T, rng=None, dtype="float32"):
         raise ValueError(f"T must be a positive integer, got T = {T}")
     if rng is None or isinstance(rng, int):
         rng = backend.default_rng(rng)
-    return (rng.random((int(T),) + x.shape, dtype=xp.float32) < x).astype(dtype)
+    R = rng.random((int(T),) + x.shape, dtype=xp.float32)
+    fused = backend.fused_op("bernoulli")
+    if fused is not None:                  # compare and cast in one pass (chapter 7)
+        return fused(R, x, dtype)
+    return (R < x).astype(dtype)

@@ -15,7 +15,11 @@ class SGD:
         self.v = [backend.xp.zeros_like(p) for p in self.params]
 
     def step(self, grads):
+        fused = backend.fused_op("sgd")
         for p, v, g in zip(self.params, self.v, grads):
+            if fused is not None:              # one pass per parameter (chapter 7)
+                fused(p, v, g, self.lr, self.momentum)
+                continue
             v *= self.momentum
             v += g
             p -= self.lr * v
@@ -42,7 +46,11 @@ class Adam:
         xp = backend.xp
         self.k += 1
         c1, c2 = 1 - self.beta1 ** self.k, 1 - self.beta2 ** self.k
+        fused = backend.fused_op("adam")
         for p, m, s, g in zip(self.params, self.m, self.s, grads):
+            if fused is not None:              # one pass per parameter (chapter 7)
+                fused(p, m, s, g, self.lr, self.beta1, self.beta2, self.eps, self.k)
+                continue
             tmp = g * (1 - self.beta1)          # one scratch array, the rest in place
             m *= self.beta1
             m += tmp

@@ -1,0 +1,216 @@
+"""The fused kernels for NumPy arrays, compiled by Numba (the default on the NumPy backend).
+
+Each layer kernel loops over the batch (in parallel), the T steps and the n neurons of a
+row, so the innermost loop runs over contiguous memory; u, o and E stay in registers and
+the surrogate curve, the carry factors and A^t never become arrays.  Every operation is
+the array code's, in the same order and the same dtype (Python floats are rounded to the
+array's dtype first, as NumPy does), so the results equal the array code's bit for bit,
+except where a curve needs exp or tanh: Numba calls the C library's, NumPy its own, and
+they may differ in the last bit (the tests state the tolerance).
+
+Besides the layers: the Bernoulli encoder's comparison and cast (one pass over the
+random numbers NumPy drew, instead of two), and the Adam and SGD updates (one pass over
+each parameter instead of one per array operation).
+
+Threads: see :func:`configure_threads` (chapter 7 measures the options).
+
+Hand-written glue, not exported from the book.
+"""
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from stbp.kernels import (CARRIES, RULES, Kernels, carry_values, curve_id, real_type,
+                          surrogate_constants)
+
+
+@njit(cache=True, inline="always")
+def _grad(x, curve, sa, sb, zero, half, one):
+    """g'(x) of curve 0-3 with the constants of stbp.kernels.surrogate_constants."""
+    if curve == 0:
+        return sb if abs(x) < sa else zero
+    if curve == 1:
+        h = sa - sb * abs(x)
+        return h if h > zero else zero
+    if curve == 2:
+        s = half + half * np.tanh(x / sa)
+        return s * (one - s) / sb
+    return np.exp(-x * x / sa) / sb
+
+
+@njit(cache=True, parallel=True)
+def _forward(U, b, O, tau, F0, F1, slope, v_th, binary, carry, sa, half, one):
+    T, B, n = U.shape
+    zero = half - half
+    for i in prange(B):
+        for t in range(T):
+            for j in range(n):
+                u = U[t, i, j] + b[j]
+                if t > 0:
+                    o = O[t - 1, i, j]
+                    if binary:
+                        F = F1 if o != zero else F0
+                    elif carry == 0:
+                        F = tau * np.exp(-o / tau)
+                    else:
+                        F = tau + slope * o
+                    u = u + U[t - 1, i, j] * F
+                U[t, i, j] = u
+                x = u - v_th
+                if binary:
+                    O[t, i, j] = one if x >= zero else zero
+                else:
+                    O[t, i, j] = half + half * np.tanh(x / sa)
+
+
+@njit(cache=True, parallel=True)
+def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, binary, carry, rule,
+              curve, sa, sb, half, one):
+    T, B, n = U.shape
+    zero = half - half
+    for i in prange(B):
+        d = np.zeros(n, U.dtype)                 # the seed's Delta^{t+1} and g'(U^{t+1})
+        g_next = np.zeros(n, U.dtype)
+        for t in range(T - 1, -1, -1):
+            for j in range(n):
+                u = U[t, i, j]
+                g = _grad(u - v_th, curve, sa, sb, zero, half, one)
+                if binary:
+                    spike = O8[t, i, j]
+                    F = F1 if spike else F0
+                    dF = dF1 if spike else dF0
+                elif carry == 0:
+                    ex = np.exp(-Or[t, i, j] / tau)
+                    dF = -ex
+                    F = tau * ex
+                else:
+                    F = tau + slope * Or[t, i, j]
+                    dF = slope
+                s = S[t, i, j]
+                if rule == 1:                    # seed: cases 1-4
+                    if t < T - 1:
+                        s = s + d[j] * u * g_next[j] * dF
+                    d[j] = s
+                    g_next[j] = g
+                    p = s * g
+                    P[t, i, j] = p
+                    e = p if t == T - 1 else p + E[t + 1, i, j] * F
+                elif rule == 0:                  # exact
+                    e = s * g
+                    if t < T - 1:
+                        e = e + (u * dF * g + F) * E[t + 1, i, j]
+                else:                            # detached
+                    e = s * g
+                    if t < T - 1:
+                        e = e + E[t + 1, i, j] * F
+                E[t, i, j] = e
+
+
+@njit(cache=True, parallel=True)
+def _bernoulli(R, x, out):
+    T, M = R.shape
+    for t in prange(T):
+        for j in range(M):
+            out[t, j] = 1 if R[t, j] < x[j] else 0
+
+
+@njit(cache=True)
+def _adam(p, m, s, g, b1, omb1, b2, omb2, rc2, eps, lrc1):
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i] * b1 + gi * omb1
+        si = s[i] * b2 + gi * gi * omb2
+        m[i] = mi
+        s[i] = si
+        p[i] = p[i] - mi / (np.sqrt(si) * rc2 + eps) * lrc1
+
+
+@njit(cache=True)
+def _sgd(p, v, g, mu, lr):
+    for i in range(p.size):
+        vi = v[i] * mu + g[i]
+        v[i] = vi
+        p[i] = p[i] - lr * vi
+
+
+def _flat(a, name):
+    """a as a 1-d view (parameters and optimiser state are updated in place)."""
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous array to be updated in place")
+    return a.reshape(-1)
+
+
+def configure_threads(n=None):
+    """Set Numba's thread count: n, else STBP_NUMBA_THREADS, else 1 (chapter 7: on a
+    machine whose BLAS pool keeps its threads spinning after each product, one kernel
+    thread beside it is fastest).  Returns the count in force."""
+    n = int(os.environ.get("STBP_NUMBA_THREADS", "1")) if n is None else int(n)
+    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"Numba threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], "
+                         f"got {n}")
+    numba.set_num_threads(n)
+    return n
+
+
+class NumbaKernels(Kernels):
+    """The fused operations on NumPy arrays (see the module's docstring)."""
+
+    def __init__(self, xp, threads=None):
+        super().__init__(xp)
+        self.threads = configure_threads(threads)
+
+    def layer_forward(self, X, b, tau, v_th, surrogate, carry="exp"):
+        self._check(carry=carry)
+        real = real_type(X.dtype)
+        U = np.ascontiguousarray(X)              # X itself when it is contiguous already
+        b = np.ascontiguousarray(b, dtype=U.dtype)
+        O = np.empty_like(U)
+        F0, F1, _, _, slope = carry_values(tau, carry, U.dtype)
+        sa, _ = surrogate_constants(surrogate, U.dtype)
+        _forward(U, b, O, real(tau), F0, F1, slope, real(v_th), bool(surrogate.binary),
+                 CARRIES[carry], sa, real(0.5), real(1))
+        return U, O
+
+    def layer_backward(self, spatial, U, O, tau, v_th, surrogate, rule="exact", carry="exp"):
+        self._check(rule, carry)
+        real = real_type(U.dtype)
+        U = np.ascontiguousarray(U)
+        S = np.ascontiguousarray(np.broadcast_to(spatial, U.shape), dtype=U.dtype)
+        binary = O.dtype == np.bool_             # stored 0/1 spikes, else real outputs
+        O8 = np.ascontiguousarray(O) if binary else np.zeros((1, 1, 1), np.bool_)
+        Or = np.zeros((1, 1, 1), U.dtype) if binary else np.ascontiguousarray(O, U.dtype)
+        E = np.empty_like(U)
+        P = np.empty_like(U) if rule == "seed" else np.zeros((1, 1, 1), U.dtype)
+        F0, F1, dF0, dF1, slope = carry_values(tau, carry, U.dtype)
+        sa, sb = surrogate_constants(surrogate, U.dtype)
+        _backward(S, U, O8, Or, E, P, real(tau), F0, F1, dF0, dF1, slope, real(v_th),
+                  bool(binary), CARRIES[carry], RULES[rule], curve_id(surrogate), sa, sb,
+                  real(0.5), real(1))
+        return E, (P if rule == "seed" else E)
+
+    def bernoulli(self, R, x, dtype):
+        """(R < x).astype(dtype) in one pass: spikes from uniform draws R (T, *x.shape)."""
+        out = np.empty(R.shape, dtype=dtype)
+        T = R.shape[0]
+        _bernoulli(np.ascontiguousarray(R).reshape(T, -1),
+                   np.ascontiguousarray(x).reshape(-1), out.reshape(T, -1))
+        return out
+
+    def adam(self, p, m, s, g, lr, beta1, beta2, eps, k):
+        """One Adam update of p in place (the arithmetic of stbp.optim.Adam.step)."""
+        real = real_type(p.dtype)
+        c1, c2 = 1 - beta1 ** k, 1 - beta2 ** k
+        _adam(_flat(p, "p"), _flat(m, "m"), _flat(s, "s"),
+              np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), real(beta1),
+              real(1 - beta1), real(beta2), real(1 - beta2), real(1 / c2 ** 0.5), real(eps),
+              real(lr / c1))
+
+    def sgd(self, p, v, g, lr, momentum):
+        """One SGD-with-momentum update of p in place (stbp.optim.SGD.step)."""
+        real = real_type(p.dtype)
+        _sgd(_flat(p, "p"), _flat(v, "v"), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1),
+             real(momentum), real(lr))
