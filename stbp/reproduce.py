@@ -13,6 +13,7 @@ import time
 
 import stbp
 from stbp import backend, surrogates
+from stbp.backward import RULES
 from stbp.data import load_mnist
 from stbp.network import SNN
 from stbp.optim import Adam, step_decay
@@ -92,7 +93,7 @@ def main(argv=None):
                                      description="Train 784-800-10 on MNIST with a named configuration.")
     parser.add_argument("--config", default="best", choices=sorted(CONFIGS))
     parser.add_argument("--seed", type=int, nargs="+", default=[0])
-    parser.add_argument("--rule", default="exact", choices=["exact", "seed"])
+    parser.add_argument("--rule", default="exact", choices=list(RULES))
     parser.add_argument("--epochs", type=int, default=None, help="override the configuration's epochs")
     parser.add_argument("--out", default="results", help="folder for results and checkpoints")
     parser.add_argument("--data", default=None, help="folder holding the MNIST files (default: $STBP_DATA/mnist)")

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from stbp import SNN, backend, kernels
-from stbp.backward import carry_factors, gradients
+from types import SimpleNamespace
+
+from stbp.backward import carry_factors, gradients, layer_backward
 from stbp.encode import bernoulli
 from stbp.kernels import cuda
 from stbp.kernels.cpu import NumbaKernels
@@ -27,7 +29,8 @@ from stbp.train import fit, parameters
 
 SURROGATES = [Rectangular(1.0), Rectangular(0.4), Polynomial(1.3), Sigmoid(0.7),
               Gaussian(0.8), Smooth(0.6)]
-RULES = ["exact", "seed"]
+RULES = ["exact", "seed", "detached"]
+CARRIES = ["exp", "linear"]
 #: relative tolerance (times the largest magnitude) where exp or tanh enter
 TOL = {"float32": 3e-6, "float64": 1e-14}
 
@@ -65,11 +68,6 @@ def fused(request):
     return request.getfixturevalue("numba_kernels" if request.param == "numba" else "emulated")
 
 
-@pytest.fixture
-def unfused(monkeypatch):
-    monkeypatch.setattr(backend, "fused", None)
-
-
 def layer_inputs(dtype, T, B=6, n=9, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(0.35, 0.6, (T, B, n)).astype(dtype)
@@ -78,41 +76,36 @@ def layer_inputs(dtype, T, B=6, n=9, seed=0):
     return X, b, S
 
 
-def array_backward(spatial, U, O, tau, v_th, surrogate, rule, dtype):
-    """E and P of one layer by the array code (what backward.gradients does per layer)."""
-    from stbp.backward import layer_backward_exact, layer_backward_seed
-    G = surrogate.grad(U - v_th)
-    F, dF = carry_factors(O, tau, surrogate.binary, np.dtype(dtype))
-    if rule == "exact":
-        E = layer_backward_exact(spatial, U, G, F, dF)
-        return E, E
-    D, E = layer_backward_seed(spatial, U, G, F, dF)
-    return E, D * G
-
-
 @pytest.mark.parametrize("surrogate", SURROGATES, ids=repr)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("T", [1, 7])
-def test_layer_kernels_equal_the_array_code(fused, unfused, surrogate, dtype, T):
+@pytest.mark.parametrize("carry", CARRIES)
+def test_layer_kernels_equal_the_array_code(monkeypatch, fused, surrogate, dtype, T, carry):
     X, b, S = layer_inputs(dtype, T)
-    U_ref, O_ref = layer_forward(X.copy(), b, 0.35, 0.3, surrogate)
-    U, O = fused.layer_forward(X.copy(), b, 0.35, 0.3, surrogate)
+    net = SimpleNamespace(surrogate=surrogate, tau=0.35, v_th=0.3, dtype=np.dtype(dtype),
+                          carry=carry)
+    monkeypatch.setattr(backend, "fused", None)
+    U_ref, O_ref = layer_forward(X.copy(), b, 0.35, 0.3, surrogate, carry)
+    U, O = fused.layer_forward(X.copy(), b, 0.35, 0.3, surrogate, carry)
     assert_same(U, U_ref, surrogate, dtype)
     assert_same(O, O_ref, surrogate, dtype)
     if surrogate.binary:
         assert 0.05 < float(O_ref.mean()) < 0.95        # the spikes are not all 0 or all 1
         O_ref = O_ref.astype(bool)                      # as the trace stores them
     for rule in RULES:
-        E_ref, P_ref = array_backward(S, U_ref, O_ref, 0.35, 0.3, surrogate, rule, dtype)
-        E, P = fused.layer_backward(S, U_ref, O_ref, 0.35, 0.3, surrogate, rule=rule)
+        monkeypatch.setattr(backend, "fused", None)
+        E_ref, P_ref, _ = layer_backward(S, U_ref, O_ref, net, rule)
+        monkeypatch.setattr(backend, "fused", fused)    # what gradients() calls
+        E, P, D = layer_backward(S, U_ref, O_ref, net, rule)
+        assert D is None                                # the kernels ran
         assert_same(E, E_ref, surrogate, dtype)
         assert_same(P, P_ref, surrogate, dtype)
         assert float(np.abs(E_ref).max()) > 0
 
 
-def network_forward_and_gradients(surrogate, dtype, rule, T):
+def network_forward_and_gradients(surrogate, dtype, rule, T, carry="exp"):
     net = SNN([15, 11, 9, 4], tau=0.35, v_th=0.3, surrogate=surrogate, dtype=dtype, seed=2,
-              init="fan_in")
+              init="fan_in", carry=carry)
     rng = np.random.default_rng(5)
     net.b = [rng.normal(0, 0.1, b.shape).astype(dtype) for b in net.b]   # biases count too
     trace = net.forward(bernoulli(rng.random((6, 15)), T, rng=3, dtype=dtype))
@@ -124,12 +117,13 @@ def network_forward_and_gradients(surrogate, dtype, rule, T):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("T", [1, 7])
+@pytest.mark.parametrize("carry", CARRIES)
 def test_network_with_fused_kernels_equals_the_array_code(monkeypatch, numba_kernels,
-                                                          surrogate, dtype, rule, T):
+                                                          surrogate, dtype, rule, T, carry):
     monkeypatch.setattr(backend, "fused", None)
-    ref_trace, ref_grads = network_forward_and_gradients(surrogate, dtype, rule, T)
+    ref_trace, ref_grads = network_forward_and_gradients(surrogate, dtype, rule, T, carry)
     monkeypatch.setattr(backend, "fused", numba_kernels)
-    trace, grads = network_forward_and_gradients(surrogate, dtype, rule, T)
+    trace, grads = network_forward_and_gradients(surrogate, dtype, rule, T, carry)
     for a, b in zip(ref_trace.u + ref_trace.o, trace.u + trace.o):
         assert_same(b, a, surrogate, dtype)
     for (dW, db), (rW, rb) in zip(grads, ref_grads):
@@ -267,13 +261,15 @@ def test_every_surrogate_curve_has_a_kernel_id():
                                                   Gaussian, Smooth))
 
 
-def test_carry_values_are_those_of_the_array_code():
-    for dtype in ("float32", "float64"):
-        O = np.array([False, True])
-        F, dF = carry_factors(O, 0.35, True, np.dtype(dtype))
-        F0, F1, dF0, dF1, _ = kernels.carry_values(0.35, "exp", dtype)
-        assert [F0, F1, dF0, dF1] == [F[0], F[1], dF[0], dF[1]]
-        assert type(F0) is np.dtype(dtype).type
+@pytest.mark.parametrize("carry", CARRIES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_carry_values_are_those_of_the_array_code(carry, dtype):
+    F, dF = carry_factors(np.array([False, True]), 0.35, True, np.dtype(dtype), carry)
+    F0, F1, dF0, dF1, slope = kernels.carry_values(0.35, carry, dtype)
+    assert [F0, F1, dF0, dF1] == [F[0], F[1], dF[0], dF[1]]
+    assert type(F0) is type(slope) is np.dtype(dtype).type
+    _, dF_real = carry_factors(np.array([0.3], dtype), 0.35, False, np.dtype(dtype), "linear")
+    assert slope == dF_real[0]
 
 
 # --- the CUDA source: signatures, grid indexing, contraction ------------------------------
