@@ -1,4 +1,5 @@
-"""The array backend switch: NumPy by default, the env var, clear CuPy errors, GPU tests."""
+"""The array backend switch: NumPy by default, the env var, clear CuPy errors (the tests
+that need a GPU are in test_gpu.py)."""
 import json
 import os
 import subprocess
@@ -68,24 +69,6 @@ def test_to_numpy_and_asarray():
     assert np.array_equal(r1, r2)
 
 
-@pytest.mark.skipif(not has_gpu(), reason="no CUDA device (CuPy missing or no GPU)")
-def test_forward_on_gpu_matches_numpy():
-    from stbp import SNN
-    from stbp.encode import bernoulli
-    spikes = bernoulli(np.full((4, 30), 0.4), 6, rng=0)
-    net = SNN([30, 20, 5], tau=0.3, v_th=0.4, seed=0)
-    ref = net.forward(spikes)
-    try:
-        xp = backend.use("cupy")
-        net.W = [xp.asarray(W) for W in net.W]
-        net.b = [xp.asarray(b) for b in net.b]
-        out = net.forward(xp.asarray(spikes))
-        for a, b in zip(ref.u, out.u):
-            np.testing.assert_allclose(backend.to_numpy(b), a, rtol=1e-5, atol=1e-5)
-    finally:
-        backend.use("numpy")
-
-
 def test_permutation_helper():
     p = backend.permutation(np.random.default_rng(3), 10)
     assert sorted(p.tolist()) == list(range(10))
@@ -99,37 +82,6 @@ def test_permutation_helper():
             return self.rng.random(n)
     q = backend.permutation(NoPermutation(), 10)
     assert sorted(q.tolist()) == list(range(10))
-
-
-@pytest.mark.skipif(not has_gpu(), reason="no CUDA device (CuPy missing or no GPU)")
-@pytest.mark.parametrize("fuse", [True, False], ids=["fused kernels", "array code"])
-@pytest.mark.parametrize("surrogate, dtype, tol", [
-    ("Rectangular", "float32", 1e-4), ("Gaussian", "float32", 1e-4),
-    ("Polynomial", "float64", 1e-10), ("Smooth", "float64", 1e-10)])
-def test_gradients_on_gpu_match_numpy(fuse, surrogate, dtype, tol):
-    from stbp import SNN, surrogates
-    from stbp.encode import bernoulli
-    spikes = bernoulli(np.full((8, 40), 0.3), 10, rng=0, dtype=dtype)
-    Y = np.eye(5, dtype=dtype)[np.arange(8) % 5]
-    net = SNN([40, 30, 5], tau=0.3, v_th=0.4, seed=0, dtype=dtype,
-              surrogate=getattr(surrogates, surrogate)(0.8))
-    ref_trace = net.forward(spikes)
-    ref = net.gradients(ref_trace, Y)
-    try:
-        xp = backend.use("cupy", fuse=fuse)
-        assert (backend.fused is not None) == fuse
-        net.W = [xp.asarray(W) for W in net.W]
-        net.b = [xp.asarray(b) for b in net.b]
-        trace = net.forward(xp.asarray(spikes))
-        for a, b in zip(ref_trace.u + ref_trace.o, trace.u + trace.o):
-            np.testing.assert_allclose(backend.to_numpy(b).astype(float), a.astype(float),
-                                       rtol=tol, atol=tol)
-        out = net.gradients(trace, xp.asarray(Y))
-        for (rw, rb), (ow, ob) in zip(ref, out):
-            np.testing.assert_allclose(backend.to_numpy(ow), rw, rtol=tol, atol=tol / 100)
-            np.testing.assert_allclose(backend.to_numpy(ob), rb, rtol=tol, atol=tol / 100)
-    finally:
-        backend.use("numpy")
 
 
 def test_rng_state_round_trip_numpy():
