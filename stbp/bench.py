@@ -4,12 +4,16 @@ Open Neuromorphic SNN benchmark setup.
     python -m stbp.bench                      # everything, NumPy backend
     python -m stbp.bench --onb 4096           # only n = 4096 for the second part
     python -m stbp.bench --backend cupy --out results/bench-gpu.json
+    python -m stbp.bench --no-fuse            # the array code as written (no kernels)
     python -m stbp.bench --backend cupy --no-fuse   # CuPy without the fused kernels
 
 Part 1 times a full STBP training step (encode, forward, backward with rule="exact",
-Adam update) for 784-800-10, batch 100, T = 10, float32, and, in the same process and
-interleaved with it, the matrix products of that step alone (same shapes, same backend).
-It prints both, their ratio, and the step's peak memory.
+Adam update) for 784-800-10, batch 100, T = 10, float32; forward plus gradients alone
+(on one encoded batch); and, in the same process and interleaved with both, the matrix
+products of that step alone (same shapes, same backend).  It prints the three ratios
+side by side with their targets: step / products (<= 1.5), forward and gradients /
+products (<= 1.2), and, from results/bench-peers.json (tools/bench_peers.py, a
+side-by-side run of PyTorch and stbp), PyTorch's step / stbp's step (>= 1.5).
 
 Part 2 runs one Linear layer plus one LIF layer, batch 16, T = 500, for n in
 {4096, 8192, 16384}: forward and backward time, and peak memory.
@@ -79,8 +83,9 @@ def _median_time(fn, repeat):
 
 
 def _training(sizes=(784, 800, 10), batch=100, T=10, seed=0):
-    """A network, its generator, and one full training step (encode, forward, backward
-    with rule="exact", Adam) on a fixed random batch; step(keep=True) returns the trace."""
+    """A network, its generator, one full training step (encode, forward, backward with
+    rule="exact", Adam) on a fixed random batch, and forward plus gradients alone on one
+    encoded batch; step(keep=True) returns the trace."""
     from stbp.encode import bernoulli
     from stbp.network import SNN
     from stbp.optim import Adam
@@ -92,6 +97,7 @@ def _training(sizes=(784, 800, 10), batch=100, T=10, seed=0):
     opt = Adam(parameters(net), lr=1e-4)
     images = rng.random((batch, sizes[0]), dtype=xp.float32) * 0.5
     targets = xp.eye(sizes[-1], dtype=xp.float32)[rng.integers(0, sizes[-1], batch)]
+    spikes = bernoulli(images, T, rng)
 
     def step(keep=False):
         trace = net.forward(bernoulli(images, T, rng))
@@ -100,19 +106,31 @@ def _training(sizes=(784, 800, 10), batch=100, T=10, seed=0):
         _sync()
         return trace if keep else None      # a kept trace makes the next step page-fault
 
+    def forward_and_gradients():
+        net.gradients(net.forward(spikes), targets, rule="exact")
+        _sync()
+
+    step.forward_and_gradients = forward_and_gradients
+    step.spikes = spikes
     return net, rng, step
 
 
+#: the targets of the three ratios (issue 11)
+TARGETS = {"ratio": 1.5, "ratio_forward_gradients": 1.2, "peers_ratio": 1.5}
+
+
 def training_step(sizes=(784, 800, 10), batch=100, T=10, repeat=20, seed=0):
-    """Time one training step and its bare matrix products; return a dict of results."""
+    """Time one training step, forward plus gradients, and their bare matrix products,
+    interleaved in blocks; return a dict of results."""
     xp = backend.xp
     net, rng, step = _training(sizes, batch, T, seed)
 
     # the same products on arrays of the same shapes: forward X^n = O^{n-1} W^n.T for
     # every layer, backward E^{n+1} W^{n+1} for every layer but the first, and
-    # dW^n = E^n.T O^{n-1} for every layer
+    # dW^n = E^n.T O^{n-1} for every layer; the input's spikes are the encoded batch's
     rows = T * batch
-    O = [(rng.random((rows, s), dtype=xp.float32) < 0.1).astype(xp.float32) for s in sizes]
+    O = [step.spikes.reshape(rows, -1)] + [
+        (rng.random((rows, s), dtype=xp.float32) < 0.1).astype(xp.float32) for s in sizes[1:]]
     E = [rng.random((rows, s), dtype=xp.float32) for s in sizes[1:]]
 
     def matmuls():
@@ -121,29 +139,135 @@ def training_step(sizes=(784, 800, 10), batch=100, T=10, repeat=20, seed=0):
             E[k].T @ O[k]
             if k > 0:
                 E[k] @ W
+        _sync()
 
     for _ in range(3):
-        step(), matmuls()
-    step_times, mm_times = [], []
-    block = 5          # alternate blocks of 5, so both see the same machine, each warm
+        step(), step.forward_and_gradients(), matmuls()
+    times = {"step": [], "fg": [], "mm": []}
+    block = 5          # alternate blocks of 5, so all see the same machine, each warm
     for _ in range(max(1, repeat // block)):
-        step_times += [_median_time(step, 1) for _ in range(block)]
-        mm_times += [_median_time(matmuls, 1) for _ in range(block)]
+        for key, fn in (("step", step), ("fg", step.forward_and_gradients), ("mm", matmuls)):
+            times[key] += [_median_time(fn, 1) for _ in range(block)]
     with _Peak() as peak:
         trace = step(keep=True)
         peak.sample()
-    t_step, t_mm = statistics.median(step_times), statistics.median(mm_times)
+    t_step, t_fg, t_mm = (statistics.median(times[k]) for k in ("step", "fg", "mm"))
     neurons = sum(sizes[1:])
     trace_bytes = sum(a.nbytes for a in trace.u + trace.o[1:])
     return {
         "sizes": list(sizes), "batch": batch, "T": T, "dtype": "float32",
-        "step_s": t_step, "matmul_s": t_mm, "ratio": t_step / t_mm,
+        "step_s": t_step, "forward_gradients_s": t_fg, "matmul_s": t_mm,
+        "ratio": t_step / t_mm, "ratio_forward_gradients": t_fg / t_mm,
+        "input_spike_density": float(step.spikes.mean()),
         "peak_bytes": int(peak.peak),
         "trace_bytes": int(trace_bytes),
         "bytes_per_neuron_step": trace_bytes / (T * batch * neurons),
         # what backward must keep: U (4 bytes) and a 0/1 spike (1 bit) per neuron and step
         "minimum_bytes_per_neuron_step": 4 + 1 / 8,
     }
+
+
+def peers_ratio(path="results/bench-peers.json"):
+    """PyTorch's step time over stbp's, both timed side by side by tools/bench_peers.py;
+    None when that file does not exist."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        peers = json.load(fh)
+    return peers["torch_autograd"]["step_s"] / peers["stbp"]["step_s"]
+
+
+def event_driven(densities=(0.01, 0.02, 0.05, 0.1, 0.13, 0.2, 0.3, 0.5), rows=1000, k=784,
+                 m=800, repeat=7, seed=0):
+    """The input layer's two products with 0/1 spikes of a given density, by BLAS and
+    event-driven (stbp.kernels.cpu: summing the weight columns of active inputs, and the
+    transpose for dW), interleaved; a list of dicts, and the crossover density (linear
+    interpolation of the log time ratio; None if one way wins everywhere)."""
+    import numpy as np
+
+    from stbp.kernels.cpu import spike_product, spike_weight_grad
+
+    rng = np.random.default_rng(seed)
+    W = rng.normal(0, 0.05, (m, k)).astype(np.float32)
+    E = rng.normal(0, 1, (rows, m)).astype(np.float32)
+    out = []
+    for d in densities:
+        Ob = rng.random((rows, k)) < d
+        Of = Ob.astype(np.float32)
+        spike_product(Ob, W), spike_weight_grad(E, Ob)        # compiled before timing
+        blas = lambda: (Of @ W.T, E.T @ Of)                    # noqa: E731
+        events = lambda: (spike_product(Ob, W), spike_weight_grad(E, Ob))   # noqa: E731
+        tb, te = [], []
+        for _ in range(repeat):
+            tb.append(_median_time(blas, 1))
+            te.append(_median_time(events, 1))
+        out.append({"density": d, "blas_s": statistics.median(tb),
+                    "event_s": statistics.median(te)})
+    return out, crossover(out)
+
+
+def crossover(points):
+    """The density at which event-driven and BLAS take equal time (log-linear)."""
+    import math
+    for a, b in zip(points, points[1:]):
+        ra, rb = (math.log(p["event_s"] / p["blas_s"]) for p in (a, b))
+        if ra <= 0 < rb:
+            return a["density"] + (b["density"] - a["density"]) * (-ra) / (rb - ra)
+    return None
+
+
+#: thread set-ups compared by thread_options: name -> environment
+THREAD_OPTIONS = {
+    "kernels 1 thread, BLAS 2 (chosen)": {"STBP_NUMBA_THREADS": "1"},
+    "kernels 2 threads, BLAS 2": {"STBP_NUMBA_THREADS": "2"},
+    "kernels 2, BLAS 2, OPENBLAS_THREAD_TIMEOUT=4": {"STBP_NUMBA_THREADS": "2",
+                                                     "OPENBLAS_THREAD_TIMEOUT": "4"},
+    "kernels 2, workqueue layer, BLAS 2": {"STBP_NUMBA_THREADS": "2",
+                                           "NUMBA_THREADING_LAYER": "workqueue"},
+    "kernels 2, BLAS 1": {"STBP_NUMBA_THREADS": "2", "OPENBLAS_NUM_THREADS": "1"},
+    "kernels 1, BLAS 1": {"STBP_NUMBA_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+    "kernels 2, BLAS 2 limited to 1 during kernels (threadpoolctl)": {
+        "STBP_NUMBA_THREADS": "2", "STBP_BENCH_THREADPOOLCTL": "1"},
+}
+
+
+def _thread_probe():
+    """Run in a subprocess by thread_options: print one training step's times as JSON."""
+    if os.environ.get("STBP_BENCH_THREADPOOLCTL") == "1":
+        from threadpoolctl import ThreadpoolController
+        limit = ThreadpoolController().select(user_api="blas")
+        kernels = backend.fused
+        for name in ("layer_forward", "layer_backward", "bernoulli", "adam"):
+            def limited(*a, _f=getattr(kernels, name), **kw):
+                with limit.limit(limits=1):
+                    return _f(*a, **kw)
+            setattr(kernels, name, limited)
+    r = training_step(repeat=10)
+    print(json.dumps({k: r[k] for k in ("step_s", "forward_gradients_s", "matmul_s")}))
+
+
+def thread_options(rounds=2):
+    """Step time under each of THREAD_OPTIONS, each in a fresh process (the thread pools
+    are set up at start), options alternated over `rounds`; the best round of each."""
+    import subprocess
+    results = {}
+    for _ in range(rounds):
+        for name, env in THREAD_OPTIONS.items():
+            if "STBP_BENCH_THREADPOOLCTL" in env:
+                try:
+                    import threadpoolctl  # noqa: F401
+                except ImportError:
+                    continue
+            done = subprocess.run([sys.executable, "-c",
+                                   "from stbp import bench; bench._thread_probe()"],
+                                  capture_output=True, text=True,
+                                  env={**os.environ, **env, "STBP_FUSE": "1"})
+            if done.returncode != 0:
+                raise RuntimeError(f"thread probe {name!r} failed:\n{done.stderr}")
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            if name not in results or r["step_s"] < results[name]["step_s"]:
+                results[name] = r
+    return [{"option": k, "env": THREAD_OPTIONS[k], **v} for k, v in results.items()]
 
 
 def onb_layer(n, batch=16, T=500, repeat=1, seed=0):
@@ -226,6 +350,8 @@ def machine():
     info = {"platform": platform.platform(), "processor": platform.processor(),
             "cpus": os.cpu_count(), "backend": backend.name,
             "fused_kernels": backend.fused is not None,
+            # other processes share the cores: the load while the benchmark starts
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
             "numpy": __import__("numpy").__version__}
     if backend.name == "cupy":
         props = backend.xp.cuda.runtime.getDeviceProperties(0)
@@ -242,22 +368,51 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=20, help="timed training steps")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
     parser.add_argument("--no-fuse", action="store_true",
-                        help="on CuPy, run the array code instead of the fused kernels")
+                        help="run the array code instead of the fused kernels")
+    parser.add_argument("--threads", action="store_true",
+                        help="also compare thread set-ups (each in a fresh process)")
+    parser.add_argument("--events", action="store_true",
+                        help="also time event-driven products against BLAS over densities")
+    parser.add_argument("--peers", default="results/bench-peers.json",
+                        help="PyTorch/stbp times from tools/bench_peers.py")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    if args.backend:
-        backend.use(args.backend, fuse=not args.no_fuse)
+    if args.backend or args.no_fuse:
+        backend.use(args.backend or backend.name, fuse=not args.no_fuse)
     results = {"machine": machine()}
     r = training_step(repeat=args.repeat)
+    r["peers_ratio"] = peers_ratio(args.peers)
     results["training_step"] = r
-    print(f"training step 784-800-10, batch 100, T = 10, float32, backend {backend.name}"
-          + (" (fused kernels)" if backend.fused is not None else "") + ":")
-    print(f"  full step      {r['step_s'] * 1e3:8.2f} ms")
-    print(f"  matmuls alone  {r['matmul_s'] * 1e3:8.2f} ms")
-    print(f"  ratio          {r['ratio']:8.2f}  (target <= 1.3)")
+    print(f"training step 784-800-10, batch 100, T = 10, float32, exact rule, Adam, backend "
+          f"{backend.name}" + (" (fused kernels)" if backend.fused is not None else "") + ":")
+    print(f"  full step            {r['step_s'] * 1e3:8.2f} ms")
+    print(f"  forward + gradients  {r['forward_gradients_s'] * 1e3:8.2f} ms")
+    print(f"  matmuls alone        {r['matmul_s'] * 1e3:8.2f} ms")
+    print(f"  step / matmuls                  {r['ratio']:6.2f}  (target <= {TARGETS['ratio']})")
+    print(f"  forward+gradients / matmuls     {r['ratio_forward_gradients']:6.2f}  "
+          f"(target <= {TARGETS['ratio_forward_gradients']})")
+    if r["peers_ratio"] is None:
+        print(f"  PyTorch step / stbp step        n/a  ({args.peers} not found; run "
+              "tools/bench_peers.py)")
+    else:
+        print(f"  PyTorch step / stbp step        {r['peers_ratio']:6.2f}  (target >= "
+              f"{TARGETS['peers_ratio']}; side by side in {args.peers})")
     print(f"  peak memory    {r['peak_bytes'] / 2**20:8.1f} MiB; trace "
           f"{r['bytes_per_neuron_step']:.2f} bytes per neuron-step "
           f"(minimum {r['minimum_bytes_per_neuron_step']:.3f})")
+    if args.threads:
+        results["threads"] = thread_options()
+        print("thread set-ups (full step, best of 2 fresh processes):")
+        for t in results["threads"]:
+            print(f"  {t['option']:58s} {t['step_s'] * 1e3:7.2f} ms")
+    if args.events:
+        points, cross = event_driven()
+        results["event_driven"] = {"points": points, "crossover_density": cross}
+        print("input layer's products, BLAS against event-driven (both products):")
+        for p in points:
+            print(f"  density {p['density']:5.2f}: BLAS {p['blas_s'] * 1e3:6.2f} ms, "
+                  f"events {p['event_s'] * 1e3:6.2f} ms")
+        print(f"  crossover density: {cross if cross is None else round(cross, 3)}")
     results["onb"] = []
     for n in args.onb:
         o = onb_layer(n)

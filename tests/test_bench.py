@@ -1,15 +1,19 @@
 """The benchmark command: what it measures and reports (no timing assertions)."""
 import json
 
+import numpy as np
 import pytest
 
-from stbp import bench
+from stbp import backend, bench
+from stbp.kernels.cpu import spike_product, spike_weight_grad
 
 
 def test_training_step_report():
     r = bench.training_step(sizes=(20, 10, 5), batch=8, T=4, repeat=5)
-    assert r["step_s"] > 0 and r["matmul_s"] > 0
+    assert r["step_s"] > 0 and r["matmul_s"] > 0 and r["forward_gradients_s"] > 0
     assert r["ratio"] == pytest.approx(r["step_s"] / r["matmul_s"])
+    assert r["ratio_forward_gradients"] == pytest.approx(r["forward_gradients_s"] / r["matmul_s"])
+    assert 0 < r["input_spike_density"] < 0.5          # images are drawn in [0, 0.5)
     # U in float32 (4 bytes) and spikes as bool (1 byte) per neuron and step
     assert r["trace_bytes"] == 5 * 4 * 8 * (10 + 5)
     assert r["bytes_per_neuron_step"] == 5.0
@@ -22,14 +26,49 @@ def test_onb_layer_and_profile():
     assert o["peak_bytes"] > 64 * 64 * 4          # at least the weight matrix' gradient
     rows = bench.profile(steps=2)
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
-    assert {"forward", "weight_grads", "layer_backward_exact"} <= {r["function"] for r in rows}
+    names = {r["function"] for r in rows}
+    assert {"forward", "weight_grads"} <= names
+    # the fused path's kernels, or the array code's recurrence
+    assert ("_backward" in names) == (backend.fused is not None)
+    assert ("layer_backward_exact" in names) == (backend.fused is None)
+
+
+def test_peers_ratio(tmp_path):
+    assert bench.peers_ratio(str(tmp_path / "missing.json")) is None
+    path = tmp_path / "peers.json"
+    path.write_text(json.dumps({"torch_autograd": {"step_s": 0.03}, "stbp": {"step_s": 0.02}}))
+    assert bench.peers_ratio(str(path)) == pytest.approx(1.5)
+
+
+def test_crossover_density():
+    pts = [{"density": 0.1, "blas_s": 1.0, "event_s": 0.5},
+           {"density": 0.2, "blas_s": 1.0, "event_s": 2.0}]
+    assert bench.crossover(pts) == pytest.approx(0.15)       # log ratio -0.69 .. +0.69
+    assert bench.crossover(pts[:1]) is None
+
+
+def test_event_driven_products_equal_blas():
+    rng = np.random.default_rng(0)
+    O = rng.random((30, 17)) < 0.2
+    W = rng.normal(0, 1, (9, 17)).astype(np.float32)
+    E = rng.normal(0, 1, (30, 9)).astype(np.float32)
+    Of = O.astype(np.float32)
+    np.testing.assert_allclose(spike_product(O, W), Of @ W.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(spike_weight_grad(E, O), E.T @ Of, rtol=1e-5, atol=1e-5)
+    points, _ = bench.event_driven(densities=(0.05, 0.5), rows=20, k=30, m=10, repeat=1)
+    assert [p["density"] for p in points] == [0.05, 0.5]
+    assert all(p["blas_s"] > 0 and p["event_s"] > 0 for p in points)
 
 
 def test_main_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--onb", "--no-scaling", "--repeat", "5", "--out", str(out)]) == 0
+    assert bench.main(["--onb", "--no-scaling", "--repeat", "5", "--out", str(out),
+                       "--peers", str(tmp_path / "none.json")]) == 0
     saved = json.loads(out.read_text())
     assert set(saved) == {"machine", "training_step", "onb", "profile"}
     assert saved["onb"] == [] and saved["machine"]["backend"] == "numpy"
-    assert saved["machine"]["fused_kernels"] is False
-    assert "ratio" in capsys.readouterr().out
+    assert saved["machine"]["fused_kernels"] is (backend.fused is not None)
+    assert saved["training_step"]["peers_ratio"] is None
+    text = capsys.readouterr().out
+    assert "step / matmuls" in text and "forward+gradients / matmuls" in text
+    assert "PyTorch step / stbp step" in text

@@ -246,10 +246,10 @@ def test_fused_is_the_default_and_can_be_switched_off():
     try:
         assert backend.use("numpy", fuse=False) is np and backend.fused is None
         assert backend.fused_for(Rectangular(1.0)) is None
-        backend.use("numpy")
+        backend.use("numpy", fuse=True)
         assert isinstance(backend.fused, NumbaKernels)
     finally:
-        backend.use("numpy")
+        backend.use("numpy")                           # as the environment says
 
 
 def test_every_surrogate_curve_has_a_kernel_id():
