@@ -216,6 +216,37 @@ def crossover(points):
     return None
 
 
+def _compile_probe():
+    """Run in a subprocess by compile_times: the first training step (which compiles the
+    kernels, or loads them from Numba's cache) and the second, in seconds, as JSON."""
+    t0 = time.perf_counter()
+    _, _, step = _training((30, 20, 5), 4, 3)
+    t1 = time.perf_counter()
+    step()
+    t2 = time.perf_counter()
+    step()
+    t3 = time.perf_counter()
+    print(json.dumps({"setup_s": t1 - t0, "first_step_s": t2 - t1, "second_step_s": t3 - t2}))
+
+
+def compile_times():
+    """First-use cost of the Numba kernels: a fresh process with an empty cache folder
+    (compiles every kernel), then another fresh process with that cache (loads them)."""
+    import subprocess
+    import tempfile
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for key in ("cold", "cached"):
+            done = subprocess.run([sys.executable, "-c",
+                                   "from stbp import bench; bench._compile_probe()"],
+                                  capture_output=True, text=True,
+                                  env={**os.environ, "NUMBA_CACHE_DIR": cache, "STBP_FUSE": "1"})
+            if done.returncode != 0:
+                raise RuntimeError(f"compile probe failed:\n{done.stderr}")
+            out[key] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 #: thread set-ups compared by thread_options: name -> environment
 THREAD_OPTIONS = {
     "kernels 1 thread, BLAS 2 (chosen)": {"STBP_NUMBA_THREADS": "1"},
@@ -371,6 +402,8 @@ def main(argv=None):
                         help="run the array code instead of the fused kernels")
     parser.add_argument("--threads", action="store_true",
                         help="also compare thread set-ups (each in a fresh process)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the kernels' first use, cold and from the cache")
     parser.add_argument("--events", action="store_true",
                         help="also time event-driven products against BLAS over densities")
     parser.add_argument("--peers", default="results/bench-peers.json",
@@ -400,6 +433,10 @@ def main(argv=None):
     print(f"  peak memory    {r['peak_bytes'] / 2**20:8.1f} MiB; trace "
           f"{r['bytes_per_neuron_step']:.2f} bytes per neuron-step "
           f"(minimum {r['minimum_bytes_per_neuron_step']:.3f})")
+    if args.compile:
+        results["compile"] = c = compile_times()
+        print(f"first step in a fresh process: {c['cold']['first_step_s']:.1f} s compiling the "
+              f"kernels, {c['cached']['first_step_s']:.2f} s with Numba's cache")
     if args.threads:
         results["threads"] = thread_options()
         print("thread set-ups (full step, best of 2 fresh processes):")
