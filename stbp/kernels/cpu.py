@@ -217,43 +217,29 @@ class NumbaKernels(Kernels):
 
 
 @njit(cache=True)
-def _spike_product(O, Wt, out):
+def _spike_sum(O, A, out, forward):
+    """For every active input (r, j) of O: out[r] += A[j] (forward), else out[j] += A[r]."""
     R, K = O.shape
-    M = Wt.shape[1]
-    for r in range(R):
-        for m in range(M):
-            out[r, m] = 0
-        for j in range(K):
-            if O[r, j] != 0:
-                for m in range(M):
-                    out[r, m] += Wt[j, m]
-
-
-@njit(cache=True)
-def _spike_weight_grad(E, O, dWt):
-    R, K = O.shape
-    M = E.shape[1]
-    for j in range(K):
-        for m in range(M):
-            dWt[j, m] = 0
+    M = A.shape[1]
     for r in range(R):
         for j in range(K):
             if O[r, j] != 0:
+                dst, src = (r, j) if forward else (j, r)
                 for m in range(M):
-                    dWt[j, m] += E[r, m]
+                    out[dst, m] += A[src, m]
 
 
 def spike_product(O, W):
     """Event-driven O @ W.T for 0/1 spikes O (R, K): each row sums the columns of W
     (rows of W.T) of its active inputs; W (M, K).  Measured against BLAS in chapter 7."""
-    out = np.empty((O.shape[0], W.shape[0]), dtype=W.dtype)
-    _spike_product(O, np.ascontiguousarray(W.T), out)
+    out = np.zeros((O.shape[0], W.shape[0]), dtype=W.dtype)
+    _spike_sum(O, np.ascontiguousarray(W.T), out, True)
     return out
 
 
 def spike_weight_grad(E, O):
     """Event-driven E.T @ O for 0/1 spikes O (R, K) and errors E (R, M): each active
     input j of row r adds E[r] to column j of the result (M, K)."""
-    dWt = np.empty((O.shape[1], E.shape[1]), dtype=E.dtype)
-    _spike_weight_grad(E, O, dWt)
+    dWt = np.zeros((O.shape[1], E.shape[1]), dtype=E.dtype)
+    _spike_sum(O, E, dWt, False)
     return dWt.T
