@@ -330,3 +330,21 @@ def test_cuda_source_compiles(tmp_path, real):
     assert done.returncode == 0, done.stderr
     ptx = (tmp_path / "k.ptx").read_text()
     assert ".entry layer_forward" in ptx and ".entry layer_backward" in ptx
+
+
+def test_kernel_threads_are_one_unless_asked():
+    import numba
+
+    from stbp.kernels.cpu import configure_threads
+    assert numba.get_num_threads() == 1 == NumbaKernels(np).threads
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one CPU: Numba has a single thread to give")
+    try:
+        assert configure_threads(2) == 2 and numba.get_num_threads() == 2
+    finally:
+        configure_threads(1)
+    with pytest.raises(ValueError, match="Numba threads must lie in"):
+        configure_threads(0)
+    shown = run_python("import numba, stbp; print(numba.get_num_threads())",
+                       STBP_NUMBA_THREADS="2")
+    assert shown.stdout.split() == ["2"], shown.stderr
