@@ -5,7 +5,8 @@ its own (PyTorch is never a dependency of the package), for example::
 
     python3 -m venv /work/peers-venv
     /work/peers-venv/bin/pip install torch==2.13.0 snntorch numpy numba tqdm
-    /work/peers-venv/bin/python tools/bench_peers.py --out results/bench-peers.json
+    /work/peers-venv/bin/python tools/bench_peers.py --threads 1   # one thread each
+    /work/peers-venv/bin/python tools/bench_peers.py --out results/bench-peers-default-threads.json
 
 The step is the benchmark's (``stbp.bench``): 784-800-10, batch 100, T = 10, float32,
 Bernoulli-encoded inputs, mean-squared error of the output rates, gradients through
@@ -115,7 +116,10 @@ def _block(kind, steps, warmup, threads):
     code = (f"import sys; sys.path.insert(0, {os.path.join(ROOT, 'tools')!r}); import json, "
             f"bench_peers as b; print(json.dumps(b._run({kind!r}, {steps}, {warmup}, "
             f"{threads})))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = dict(os.environ)
+    if threads == 1:            # one thread for every pool: BLAS and OpenMP as well as torch's
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} block failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -154,7 +158,9 @@ def main(argv=None):
         "versions": {"torch": torch.__version__, "snntorch": snntorch.__version__,
                      "numpy": numpy.__version__},
         "threads": {"torch": args.threads,
-                    "stbp": "BLAS default, kernels as the package sets them"},
+                    "blas": os.environ.get("OPENBLAS_NUM_THREADS", "default")
+                    if args.threads != 1 else "1",
+                    "stbp_kernels": "1 (the package's setting)"},
         **{k: {"step_s": statistics.median(v), "times_s": v} for k, v in times.items()},
     }
     result["torch_over_stbp"] = result["torch_autograd"]["step_s"] / result["stbp"]["step_s"]
