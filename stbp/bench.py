@@ -141,12 +141,27 @@ def training_step(sizes=(784, 800, 10), batch=100, T=10, repeat=20, seed=0):
                 E[k] @ W
         _sync()
 
+    kernels = backend.fused
+
+    def unfused(fn):                     # the same call with the array code as written
+        def run():
+            backend.fused = None
+            try:
+                fn()
+            finally:
+                backend.fused = kernels
+        return run
+
+    timed = {"step": step, "fg": step.forward_and_gradients, "mm": matmuls}
+    if kernels is not None:
+        timed.update(array_step=unfused(step), array_fg=unfused(step.forward_and_gradients))
     for _ in range(3):
-        step(), step.forward_and_gradients(), matmuls()
-    times = {"step": [], "fg": [], "mm": []}
+        for fn in timed.values():
+            fn()
+    times = {key: [] for key in timed}
     block = 5          # alternate blocks of 5, so all see the same machine, each warm
     for _ in range(max(1, repeat // block)):
-        for key, fn in (("step", step), ("fg", step.forward_and_gradients), ("mm", matmuls)):
+        for key, fn in timed.items():
             times[key] += [_median_time(fn, 1) for _ in range(block)]
     with _Peak() as peak:
         trace = step(keep=True)
@@ -154,10 +169,14 @@ def training_step(sizes=(784, 800, 10), batch=100, T=10, repeat=20, seed=0):
     t_step, t_fg, t_mm = (statistics.median(times[k]) for k in ("step", "fg", "mm"))
     neurons = sum(sizes[1:])
     trace_bytes = sum(a.nbytes for a in trace.u + trace.o[1:])
+    array = {}
+    if kernels is not None:      # the array code, timed in the same blocks
+        array = {"array_step_s": statistics.median(times["array_step"]),
+                 "array_forward_gradients_s": statistics.median(times["array_fg"])}
     return {
         "sizes": list(sizes), "batch": batch, "T": T, "dtype": "float32",
         "step_s": t_step, "forward_gradients_s": t_fg, "matmul_s": t_mm,
-        "ratio": t_step / t_mm, "ratio_forward_gradients": t_fg / t_mm,
+        "ratio": t_step / t_mm, "ratio_forward_gradients": t_fg / t_mm, **array,
         "input_spike_density": float(step.spikes.mean()),
         "peak_bytes": int(peak.peak),
         "trace_bytes": int(trace_bytes),
@@ -421,6 +440,9 @@ def main(argv=None):
     print(f"  full step            {r['step_s'] * 1e3:8.2f} ms")
     print(f"  forward + gradients  {r['forward_gradients_s'] * 1e3:8.2f} ms")
     print(f"  matmuls alone        {r['matmul_s'] * 1e3:8.2f} ms")
+    if "array_step_s" in r:
+        print(f"  the array code (no kernels), same blocks: step {r['array_step_s'] * 1e3:.2f} ms, "
+              f"forward + gradients {r['array_forward_gradients_s'] * 1e3:.2f} ms")
     print(f"  step / matmuls                  {r['ratio']:6.2f}  (target <= {TARGETS['ratio']})")
     print(f"  forward+gradients / matmuls     {r['ratio_forward_gradients']:6.2f}  "
           f"(target <= {TARGETS['ratio_forward_gradients']})")

@@ -14,6 +14,8 @@ def test_training_step_report():
     assert r["ratio"] == pytest.approx(r["step_s"] / r["matmul_s"])
     assert r["ratio_forward_gradients"] == pytest.approx(r["forward_gradients_s"] / r["matmul_s"])
     assert 0 < r["input_spike_density"] < 0.5          # images are drawn in [0, 0.5)
+    # with kernels, the array code is timed in the same blocks
+    assert ("array_step_s" in r) == (backend.fused is not None)
     # U in float32 (4 bytes) and spikes as bool (1 byte) per neuron and step
     assert r["trace_bytes"] == 5 * 4 * 8 * (10 + 5)
     assert r["bytes_per_neuron_step"] == 5.0
