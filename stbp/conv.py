@@ -159,7 +159,7 @@ def conv_forward(net, spikes):
     u = []
     for n in range(len(net.W)):
         X, b = _linear(net, n, _stage_input(net, n, o[n]), T, B)
-        U, O = layer_forward(X, b, net.tau, net.v_th, net.surrogate)
+        U, O = layer_forward(X, b, net.tau, net.v_th, net.surrogate, net.carry)
         u.append(U)
         o.append(O.astype(bool) if net.surrogate.binary else O)
     return Trace(u=u, o=o)
@@ -215,11 +215,11 @@ class ConvSNN(SNN):
 
     def __repr__(self):
         return (f"SNN({self.spec!r}, tau={self.tau:g}, v_th={self.v_th:g}, "
-                f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r})")
+                f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r}, carry={self.carry!r})")
 
 
 # --- book/08_convolution.ipynb, cell 19 ---
-from stbp.backward import spatial_delta_exact, weight_grads
+from stbp.backward import spatial_term, weight_grads
 
 
 def _weight_grads(net, n, E, A):
@@ -239,9 +239,9 @@ def _spatial_below(net, n, P):
     stage, W = net.stages[n], net.W[n]
     T, B = P.shape[:2]
     if stage["layer"]["kind"] == "dense":
-        dA = spatial_delta_exact(P, W)                                   # (T, B, l)
+        dA = spatial_term(P, W)                                          # (T, B, l)
     else:
-        rows = spatial_delta_exact(P.reshape(T, -1, W.shape[0]), W.reshape(W.shape[0], -1))
+        rows = spatial_term(P.reshape(T, -1, W.shape[0]), W.reshape(W.shape[0], -1))
         dA = col2im(rows.reshape(-1, W[0].size), (T * B,) + stage["in"], stage["layer"]["k"])
     if stage["pools"]:
         dA = dA.reshape((T * B,) + stage["in"])
@@ -251,24 +251,7 @@ def _spatial_below(net, n, P):
 
 
 # --- book/08_convolution.ipynb, cell 21 ---
-from stbp.backward import (RULES, carry_factors, layer_backward_exact, layer_backward_seed,
-                           output_delta)
-
-
-def layer_errors(spatial, U, O, net, rule):
-    """The time recurrence of one layer (chapter 3) from its spatial term: returns E and
-    P, what the layer below's spatial term is made of (E, or the seed's Delta g'(U))."""
-    fused = backend.fused_for(net.surrogate) if rule == "exact" else None
-    if fused is not None:
-        E = fused.layer_backward(spatial, U, O, net.tau, net.v_th, net.surrogate)
-        return E, E
-    G = net.surrogate.grad(U - net.v_th)
-    F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype)
-    if rule == "exact":
-        E = layer_backward_exact(spatial, U, G, F, dF)
-        return E, E
-    D, E = layer_backward_seed(spatial, U, G, F, dF)
-    return E, D * G
+from stbp.backward import RULES, layer_backward, output_delta
 
 
 def conv_gradients(net, trace, targets, rule="exact"):
@@ -281,7 +264,7 @@ def conv_gradients(net, trace, targets, rule="exact"):
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, trace.o[0].shape[0]), trace.o[-1].shape)
     grads = [None] * len(net.W)
     for n in range(len(net.W) - 1, -1, -1):
-        E, P = layer_errors(spatial, trace.u[n], trace.o[n + 1], net, rule)
+        E, P, _ = layer_backward(spatial, trace.u[n], trace.o[n + 1], net, rule)
         grads[n] = _weight_grads(net, n, E, _stage_input(net, n, trace.o[n]))
         if n > 0:
             spatial = _spatial_below(net, n, P)
