@@ -180,3 +180,42 @@ def test_fused_kernels_run_on_feature_maps(monkeypatch):
 def test_repr_names_the_spec():
     net = SNN("6x6-2C3-P2-3", tau=0.5, v_th=0.3, surrogate=Rectangular(1.0))
     assert repr(net).startswith("SNN('6x6-2C3-P2-3', tau=0.5, v_th=0.3")
+
+
+def test_conv_benchmark_reports_the_step_and_its_products():
+    from stbp import bench
+    r = bench.conv_training_step("8x8-2C3-P2-5", batch=4, T=3, repeat=5, epoch_samples=400)
+    assert r["step_s"] > 0 and r["matmul_s"] > 0
+    assert r["ratio"] == pytest.approx(r["step_s"] / r["matmul_s"])
+    assert r["epoch_s"] == pytest.approx(r["step_s"] * 100)
+    assert (r["spec"], r["batch"], r["T"]) == ("8x8-2C3-P2-5", 4, 3)
+
+
+def test_checkpoint_saves_and_restores_a_convolutional_network(tmp_path):
+    from stbp.checkpoint import load
+    from stbp.optim import Adam
+    from stbp.train import parameters
+
+    net = SNN("8x8-2C3-P2-4", tau=0.3, v_th=0.4, seed=5, carry="linear")
+    opt = Adam(parameters(net), lr=1e-3)
+    x = bernoulli(np.random.default_rng(0).random((4, 64)), T=4, rng=1)
+    Y = np.eye(4, dtype="float32")[[0, 1, 2, 3]]
+    opt.step([g for Wb in net.gradients(net.forward(x), Y) for g in Wb])
+    net.save(tmp_path / "conv.npz", opt, {"epoch": 1})
+    back = SNN.load(tmp_path / "conv.npz")
+    assert isinstance(back, ConvSNN) and back.spec == net.spec and back.carry == "linear"
+    for a, b in zip(net.W + net.b, back.W + back.b):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
+    # resuming into a fresh network and optimiser restores both
+    fresh = SNN("8x8-2C3-P2-4", tau=0.3, v_th=0.4, seed=9, carry="linear")
+    fresh_opt = Adam(parameters(fresh), lr=1e-3)
+    state = load(tmp_path / "conv.npz", net=fresh, optimizer=fresh_opt)["state"]
+    assert state == {"epoch": 1}
+    for a, b in zip(opt.state().values(), fresh_opt.state().values()):
+        np.testing.assert_array_equal(a, b)
+    # a network of other layers, or a fully connected one of the same widths, is refused
+    with pytest.raises(ValueError, match="has layer sizes 8x8-2C3-P2-4, the network"):
+        load(tmp_path / "conv.npz", net=SNN("8x8-2C3-P2-3-4", tau=0.3, v_th=0.4))
+    with pytest.raises(ValueError, match="has layer sizes 8x8-2C3-P2-4, the network"):
+        load(tmp_path / "conv.npz", net=SNN([64, 72, 4], tau=0.3, v_th=0.4))
