@@ -102,11 +102,11 @@ def carry_factors(O, tau, binary, dtype, carry="exp"):
     return f_(O, tau), df_(O, tau)
 
 
-def layer_backward(spatial, U, O, net, rule, fuse=True):
+def layer_backward(spatial, U, O, net, rule, keep=False):
     """(E, P, D) of one layer: P is what the layer below's spatial term multiplies by W
-    (E for the exact and detached rules, Delta * g'(U) for the seed's); D = Delta, or
-    None from the fused kernels (fuse=False runs the array code, which returns it)."""
-    fused = backend.fused_for(net.surrogate) if fuse else None
+    (E for the exact and detached rules, Delta * g'(U) for the seed's); D = Delta when
+    keep=True (then the array code runs), else None unless the seed's rule made it."""
+    fused = None if keep else backend.fused_for(net.surrogate)
     if fused is not None:                  # the recurrence in one kernel (chapter 7)
         E, P = fused.layer_backward(spatial, U, O, net.tau, net.v_th, net.surrogate,
                                     rule, net.carry)
@@ -115,7 +115,7 @@ def layer_backward(spatial, U, O, net, rule, fuse=True):
     F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype, net.carry)
     if rule == "exact":
         E = layer_backward_exact(spatial, U, G, F, dF)
-        return E, E, delta_exact(spatial, E, U, dF)
+        return E, E, delta_exact(spatial, E, U, dF) if keep else None
     if rule == "detached":
         E = carry_recurrence(spatial, G, F)
         return E, E, spatial
@@ -140,7 +140,7 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, T), trace.o[-1].shape)
     grads, kept = [None] * N, [None] * N
     for n in range(N - 1, -1, -1):             # layer n+1 of the seed, W[n] = W^{n+1}
-        E, P, D = layer_backward(spatial, trace.u[n], trace.o[n + 1], net, rule, fuse=not keep)
+        E, P, D = layer_backward(spatial, trace.u[n], trace.o[n + 1], net, rule, keep)
         grads[n] = weight_grads(E, trace.o[n])
         if keep:
             kept[n] = {"D": D, "E": E, "spatial": spatial}

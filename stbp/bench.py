@@ -496,3 +496,60 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- the convolutional network of chapter 8 --------------------------------------------
+
+def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repeat=10, seed=0,
+                       epoch_samples=60000):
+    """Time one training step of a convolutional network (encode, forward, backward with
+    rule="exact", Adam) against its bare matrix products: per layer of neurons the forward
+    product X = rows W^T, dW = E^T rows and, above the first, E W (for a convolution on
+    im2col window rows of the same shapes), on the same backend, interleaved in blocks.
+    Returns the times, their ratio and the estimated time of one epoch of epoch_samples."""
+    import math
+
+    from stbp.conv import ConvSNN
+    from stbp.encode import bernoulli
+    from stbp.optim import Adam
+    from stbp.train import parameters
+
+    xp = backend.xp
+    rng = backend.default_rng(seed)
+    net = ConvSNN(spec, tau=0.2, v_th=0.5, seed=seed)
+    opt = Adam(parameters(net), lr=1e-3)
+    images = rng.random((batch, net.sizes[0]), dtype=xp.float32) * 0.5
+    targets = xp.eye(net.sizes[-1], dtype=xp.float32)[rng.integers(0, net.sizes[-1], batch)]
+
+    def step():
+        trace = net.forward(bernoulli(images, T, rng))
+        opt.step([g for Wb in net.gradients(trace, targets) for g in Wb])
+        _sync()
+
+    shapes = []                     # (rows, fan_in, fan_out) of each layer's products
+    for st, W in zip(net.stages, net.W):
+        positions = 1 if st["layer"]["kind"] == "dense" else math.prod(st["layer"]["shape"][:2])
+        shapes.append((T * batch * positions, W[0].size, W.shape[0]))
+    A = [(rng.random((r, i), dtype=xp.float32) < 0.2).astype(xp.float32) for r, i, _ in shapes]
+    E = [rng.random((r, o), dtype=xp.float32) for r, _, o in shapes]
+    Wm = [W.reshape(W.shape[0], -1) for W in net.W]
+
+    def matmuls():
+        for k in range(len(shapes)):
+            A[k] @ Wm[k].T
+            E[k].T @ A[k]
+            if k > 0:
+                E[k] @ Wm[k]
+        _sync()
+
+    for _ in range(2):
+        step(), matmuls()
+    step_times, mm_times = [], []
+    block = 5
+    for _ in range(max(1, repeat // block)):
+        step_times += [_median_time(step, 1) for _ in range(block)]
+        mm_times += [_median_time(matmuls, 1) for _ in range(block)]
+    t_step, t_mm = statistics.median(step_times), statistics.median(mm_times)
+    return {"spec": spec, "batch": batch, "T": T, "dtype": "float32", "step_s": t_step,
+            "matmul_s": t_mm, "ratio": t_step / t_mm,
+            "epoch_s": t_step * epoch_samples / batch, "epoch_samples": epoch_samples}

@@ -29,7 +29,7 @@ def save(path, net, optimizer=None, state=None):
         for key, value in optimizer.state().items():
             arrays[f"opt.{key}"] = backend.to_numpy(value)
     meta = {"sizes": net.sizes, "tau": net.tau, "v_th": net.v_th, "dtype": net.dtype.name,
-            "carry": net.carry,
+            "carry": net.carry, "spec": getattr(net, "spec", None),   # spec: chapter 8
             "surrogate": {"name": type(net.surrogate).__name__, "a": net.surrogate.a},
             "optimizer": None if optimizer is None else type(optimizer).__name__,
             "state": state or {}}
@@ -60,11 +60,13 @@ def load(path, net=None, optimizer=None):
     if "meta" not in arrays:
         raise ValueError(f"{path} is not an stbp checkpoint (no 'meta' entry)")
     meta = json.loads(str(arrays["meta"]))
+    spec = meta.get("spec")                   # a convolutional network's spec (chapter 8)
     if net is None:
-        net = SNN(meta["sizes"], tau=meta["tau"], v_th=meta["v_th"], dtype=meta["dtype"],
+        net = SNN(spec or meta["sizes"], tau=meta["tau"], v_th=meta["v_th"], dtype=meta["dtype"],
                   surrogate=_surrogate_from(meta["surrogate"]), carry=meta.get("carry", "exp"))
-    elif net.sizes != meta["sizes"]:
-        raise ValueError(f"checkpoint {path} has sizes {meta['sizes']}, the network {net.sizes}")
+    elif net.sizes != meta["sizes"] or getattr(net, "spec", None) != spec:
+        raise ValueError(f"checkpoint {path} has layer sizes {spec or meta['sizes']}, the network "
+                         f"{getattr(net, 'spec', net.sizes)}")
     for k in range(len(net.W)):
         net.W[k][...] = backend.asarray(arrays[f"W{k}"])
         net.b[k][...] = backend.asarray(arrays[f"b{k}"])

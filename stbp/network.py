@@ -57,7 +57,15 @@ class SNN:
     dtype: "float32" or "float64"; seed: seeds the weight initialisation;
     init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
     "exp" (the seed's) or "linear" (chapter 1; same spikes, another f' for the gradient).
+    A spec string in the paper's notation instead of sizes, e.g. "28x28-15C5-P2-40C5-P2-300-10",
+    builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
     """
+
+    def __new__(cls, sizes=None, *args, **kwargs):
+        if cls is SNN and isinstance(sizes, str):     # a spec string: chapter 8's network
+            from stbp.conv import ConvSNN
+            cls = ConvSNN
+        return super().__new__(cls)
 
     def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
                  init="paper", carry="exp"):

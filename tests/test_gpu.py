@@ -77,8 +77,7 @@ def test_layers_on_gpu_match_numpy(cupy_backend, surrogate, dtype, T, carry):
     close(U, U_ref, dtype, exact_bits)
     close(O.astype(bool) if surrogate.binary else O, O_ref, dtype, exact_bits)
     for rule in RULES:
-        E, P, D = layer_backward(xp.asarray(S), xp.asarray(U_ref), xp.asarray(O_ref), net, rule)
-        assert (D is None) == (fused is not None)
+        E, P, _ = layer_backward(xp.asarray(S), xp.asarray(U_ref), xp.asarray(O_ref), net, rule)
         close(E, refs[rule][0], dtype, exact_bits)
         close(P, refs[rule][1], dtype, exact_bits)
 

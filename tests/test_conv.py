@@ -1,0 +1,225 @@
+"""The convolutional network of chapter 8: spec parsing, shapes, gradients, equivalences."""
+import shutil
+
+import numpy as np
+import pytest
+
+import stbp
+from stbp import backend
+from stbp.kernels.cpu import NumbaKernels
+from stbp.kernels.cuda import EmulatedKernels
+from stbp.conv import ConvSNN, col2im, im2col, parse_spec, pool_backward, pool_forward
+from stbp.encode import bernoulli
+from stbp.gradcheck import check_gradients
+from stbp.network import SNN
+from stbp.surrogates import Rectangular, Smooth
+
+PAPER = "28x28-15C5-P2-40C5-P2-300-10"
+
+
+def small_problem(spec="6x6-2C3-P2-3", n_in=36, T=3, carry="exp"):
+    net = SNN(spec, tau=0.5, v_th=0.3, surrogate=Smooth(0.5), dtype="float64", seed=2,
+              carry=carry)
+    rng = np.random.default_rng(1)
+    x = bernoulli(rng.uniform(0, 0.8, (4, n_in)), T=T, rng=2, dtype="float64")
+    return net, x, np.eye(3)[[0, 1, 2, 1]]
+
+
+def test_parse_the_papers_network():
+    layers = parse_spec(PAPER)
+    assert [layer["kind"] for layer in layers] == ["input", "conv", "pool", "conv", "pool",
+                                                    "dense", "dense"]
+    assert [layer["shape"] for layer in layers] == [(28, 28, 1), (24, 24, 15), (12, 12, 15),
+                                                    (8, 8, 40), (4, 4, 40), (300,), (10,)]
+    assert parse_spec("34x34x2-10")[0]["shape"] == (34, 34, 2)
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("15C5-P2-10", "first token must be the input size"),
+    ("28x28-15C5-Q2-10", "unknown token 'Q2'"),
+    ("28x28-15c5-10", "unknown token '15c5'"),
+    ("28x28-15C29-10", "kernel of '15C29' is larger than its 28x28 input"),
+    ("28x28-15C5-P5-10", "pooling 'P5' does not divide the 24x24 map"),
+    ("28x28-300-15C5-10", "follows a fully connected layer"),
+    ("28x28-15C5-P2", "must end with a layer of neurons"),
+    ("28x28", "must end with a layer of neurons"),
+    ("28x28-0C5-10", "size of 0"),
+    ("28x28--10", "unknown token ''"),
+])
+def test_bad_specs_name_the_spec_and_the_problem(spec, words):
+    with pytest.raises(ValueError) as info:
+        parse_spec(spec)
+    assert repr(spec) in str(info.value) and words in str(info.value)
+    with pytest.raises(ValueError, match="spec"):
+        SNN(spec, tau=0.2, v_th=0.5)
+
+
+def test_spec_must_be_a_string():
+    with pytest.raises(TypeError, match="spec must be a string"):
+        parse_spec(28)
+
+
+def test_snn_with_a_spec_builds_the_convolutional_network():
+    net = stbp.SNN(PAPER, tau=0.2, v_th=0.5, seed=0)
+    assert isinstance(net, ConvSNN) and net.spec == PAPER
+    assert [W.shape for W in net.W] == [(15, 5, 5, 1), (40, 5, 5, 15), (300, 640), (10, 300)]
+    assert [b.shape for b in net.b] == [(15,), (40,), (300,), (10,)]
+    assert net.sizes == [784, 8640, 2560, 300, 10]
+    assert all(W.dtype == np.float32 for W in net.W)
+    # the paper's initialisation: every map's kernels (and every row) have norm 1
+    for W in net.W:
+        np.testing.assert_allclose(np.linalg.norm(W.reshape(W.shape[0], -1), axis=1), 1, rtol=1e-5)
+    assert type(SNN([784, 10], tau=0.2, v_th=0.5)) is SNN
+
+
+def test_shapes_and_input_layouts_agree():
+    net = SNN(PAPER, tau=0.2, v_th=0.5, seed=0)
+    x = np.random.default_rng(0).random((3, 784)) * 0.6
+    spikes = bernoulli(x, T=4, rng=1)                                   # (T, B, 784)
+    flat = net.forward(spikes)
+    maps = net.forward(spikes.reshape(4, 3, 1, 28, 28))
+    assert [o.shape for o in flat.o] == [(4, 3, n) for n in net.sizes]
+    assert [u.shape for u in flat.u] == [(4, 3, n) for n in net.sizes[1:]]
+    assert all(o.dtype == bool for o in flat.o[1:])
+    for a, b in zip(flat.o + flat.u, maps.o + maps.u):
+        np.testing.assert_array_equal(a, b)
+    assert net.predict(spikes).shape == (3, 10)
+    with pytest.raises(ValueError, match=r"\(T, B, 784\) or \(T, B, 1, 28, 28\)"):
+        net.forward(spikes.reshape(4, 3, 28, 28))
+    with pytest.raises(ValueError, match="spikes must have shape"):
+        net.forward(spikes.reshape(4, 3, 1, 784, 1))
+
+
+def test_multichannel_input_is_read_channel_first():
+    net = SNN("4x4x2-3C3-2", tau=0.4, v_th=0.3, dtype="float64", seed=1)
+    x = bernoulli(np.random.default_rng(2).random((2, 2, 4, 4)), T=3, rng=3, dtype="float64")
+    a = net.forward(x)                                # (T, B, C, H, W)
+    b = net.forward(x.reshape(3, 2, 32))              # flat, channel first
+    np.testing.assert_array_equal(a.u[0], b.u[0])
+    # layer 1's input at t = 1 from the definition (eq-conv), channel-last kernels
+    X = np.zeros((2, 2, 2, 3))
+    for s, p, q, c in np.ndindex(*X.shape):
+        X[s, p, q, c] = sum(net.W[0][c, i, j, c2] * x[0, s, c2, p + i, q + j]
+                            for i in range(3) for j in range(3) for c2 in range(2))
+    np.testing.assert_allclose(a.u[0][0], X.reshape(2, -1), rtol=1e-12, atol=1e-12)
+
+
+def test_determinism_by_seed():
+    a, b, c = (SNN(PAPER, tau=0.2, v_th=0.5, seed=s, init="fan_in") for s in (3, 3, 4))
+    for Wa, Wb in zip(a.W, b.W):
+        np.testing.assert_array_equal(Wa, Wb)
+    assert not np.array_equal(a.W[0], c.W[0])
+
+
+def test_im2col_and_pooling_have_their_transposes():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((3, 6, 5, 2))
+    R = rng.standard_normal((3 * 4 * 3, 3 * 3 * 2))
+    assert np.isclose((im2col(A, 3) * R).sum(), (A * col2im(R, A.shape, 3)).sum(), rtol=1e-12)
+    G = rng.standard_normal((3, 3, 2, 2))
+    P = rng.standard_normal((3, 6, 4, 2))
+    assert np.isclose((pool_forward(P, 2) * G).sum(), (P * pool_backward(G, 2)).sum(), rtol=1e-12)
+    np.testing.assert_allclose(pool_forward(P, 2)[0, 0, 0], P[0, :2, :2].mean(axis=(0, 1)))
+
+
+@pytest.mark.parametrize("spec, n_in", [("6x6-2C3-P2-3", 36), ("8x8x2-3C3-2C3-P2-4-3", 128),
+                                        ("8x8-P2-2C3-3", 64)])
+@pytest.mark.parametrize("carry", ["exp", "linear"])
+def test_exact_rule_matches_finite_differences(spec, n_in, carry):
+    net, x, Y = small_problem(spec, n_in, carry=carry)
+    report = check_gradients(net, x, Y, rule="exact")
+    assert set(report) == {f"{p}{k}" for k in range(len(net.W)) for p in "Wb"}
+    assert max(report.values()) <= 1e-6, report
+
+
+def test_seed_rule_differs_from_the_gradient():
+    net, x, Y = small_problem()
+    report = check_gradients(net, x, Y, rule="seed")
+    assert max(report.values()) > 1e-2
+
+
+@pytest.mark.parametrize("rule", ["exact", "seed", "detached"])
+def test_a_spec_without_convolutions_is_the_fully_connected_network(rule):
+    x = bernoulli(np.random.default_rng(3).uniform(0, 0.8, (5, 16)), T=6, rng=4)
+    Y = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1]]
+    conv = SNN("4x4-5-3", tau=0.3, v_th=0.4, seed=7)
+    dense = SNN([16, 5, 3], tau=0.3, v_th=0.4, seed=7)
+    tc, td = conv.forward(x), dense.forward(x)
+    for a, b in zip(tc.o + tc.u, td.o + td.u):
+        np.testing.assert_array_equal(a, b)
+    for gc, gd in zip(conv.gradients(tc, Y, rule=rule), dense.gradients(td, Y, rule=rule)):
+        for a, b in zip(gc, gd):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_bad_rule_and_targets():
+    net, x, Y = small_problem()
+    trace = net.forward(x)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        net.gradients(trace, Y, rule="bptt")
+    with pytest.raises(ValueError, match="targets must have shape"):
+        net.gradients(trace, Y[:, :2])
+
+
+def test_fused_kernels_run_on_feature_maps(monkeypatch):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: cannot build the kernels for the CPU")
+    net = SNN("12x12-4C3-P2-3C3-5", tau=0.3, v_th=0.4, seed=0)
+    x = bernoulli(np.random.default_rng(0).random((3, 144)), T=5, rng=1)
+    Y = np.eye(5, dtype="float32")[[0, 3, 4]]
+    monkeypatch.setattr(backend, "fused", None)          # the array code as written
+    plain = net.forward(x)
+    g_plain = net.gradients(plain, Y)
+    for fused_kernels in (NumbaKernels(np), EmulatedKernels(np)):
+        monkeypatch.setattr(backend, "fused", fused_kernels)
+        assert backend.fused_for(net.surrogate) is fused_kernels
+        fused = net.forward(x)
+        for a, b in zip(plain.o, fused.o):
+            np.testing.assert_array_equal(a, b)
+        for gp, gf in zip(g_plain, net.gradients(fused, Y)):
+            for a, b in zip(gp, gf):
+                np.testing.assert_array_equal(a, b)     # rectangular: bit for bit
+
+
+def test_repr_names_the_spec():
+    net = SNN("6x6-2C3-P2-3", tau=0.5, v_th=0.3, surrogate=Rectangular(1.0))
+    assert repr(net).startswith("SNN('6x6-2C3-P2-3', tau=0.5, v_th=0.3")
+
+
+def test_conv_benchmark_reports_the_step_and_its_products():
+    from stbp import bench
+    r = bench.conv_training_step("8x8-2C3-P2-5", batch=4, T=3, repeat=5, epoch_samples=400)
+    assert r["step_s"] > 0 and r["matmul_s"] > 0
+    assert r["ratio"] == pytest.approx(r["step_s"] / r["matmul_s"])
+    assert r["epoch_s"] == pytest.approx(r["step_s"] * 100)
+    assert (r["spec"], r["batch"], r["T"]) == ("8x8-2C3-P2-5", 4, 3)
+
+
+def test_checkpoint_saves_and_restores_a_convolutional_network(tmp_path):
+    from stbp.checkpoint import load
+    from stbp.optim import Adam
+    from stbp.train import parameters
+
+    net = SNN("8x8-2C3-P2-4", tau=0.3, v_th=0.4, seed=5, carry="linear")
+    opt = Adam(parameters(net), lr=1e-3)
+    x = bernoulli(np.random.default_rng(0).random((4, 64)), T=4, rng=1)
+    Y = np.eye(4, dtype="float32")[[0, 1, 2, 3]]
+    opt.step([g for Wb in net.gradients(net.forward(x), Y) for g in Wb])
+    net.save(tmp_path / "conv.npz", opt, {"epoch": 1})
+    back = SNN.load(tmp_path / "conv.npz")
+    assert isinstance(back, ConvSNN) and back.spec == net.spec and back.carry == "linear"
+    for a, b in zip(net.W + net.b, back.W + back.b):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
+    # resuming into a fresh network and optimiser restores both
+    fresh = SNN("8x8-2C3-P2-4", tau=0.3, v_th=0.4, seed=9, carry="linear")
+    fresh_opt = Adam(parameters(fresh), lr=1e-3)
+    state = load(tmp_path / "conv.npz", net=fresh, optimizer=fresh_opt)["state"]
+    assert state == {"epoch": 1}
+    for a, b in zip(opt.state().values(), fresh_opt.state().values()):
+        np.testing.assert_array_equal(a, b)
+    # a network of other layers, or a fully connected one of the same widths, is refused
+    with pytest.raises(ValueError, match="has layer sizes 8x8-2C3-P2-4, the network"):
+        load(tmp_path / "conv.npz", net=SNN("8x8-2C3-P2-3-4", tau=0.3, v_th=0.4))
+    with pytest.raises(ValueError, match="has layer sizes 8x8-2C3-P2-4, the network"):
+        load(tmp_path / "conv.npz", net=SNN([64, 72, 4], tau=0.3, v_th=0.4))
