@@ -133,6 +133,7 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    net.check_trace(trace)          # made by this network, on this backend, finite
     rate = trace.o[-1].mean(axis=0, dtype=net.dtype)
     Y = net._check("targets", targets, rate.shape)
     T = trace.o[0].shape[0]
