@@ -31,7 +31,7 @@ import time
 import numpy
 
 import stbp
-from stbp import backend, checkpoint, surrogates
+from stbp import backend, checkpoint, checks, surrogates
 from stbp.backward import RULES
 from stbp.data import VAL_SEED, load_mnist, validation_split
 from stbp.network import SNN
@@ -92,9 +92,7 @@ def settings(config, epochs=None):
         raise ValueError(f"unknown configuration {config!r}; choose one of {sorted(CONFIGS)}")
     cfg = {k: v for k, v in CONFIGS[config].items() if k != "choices"}
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, numpy.integer)) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer; got epochs = {epochs!r}")
-        cfg["epochs"] = int(epochs)
+        cfg["epochs"] = checks.positive_int("epochs", epochs)
     return cfg
 
 
@@ -135,10 +133,7 @@ def run(config, seed=0, rule="exact", out="results", epochs=None, data=None, pro
     """
     cfg = settings(config, epochs)
     validation = cfg.get("protocol") == "validation"
-    if isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got seed = {seed!r}")
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}; got rule = {rule!r}")
+    seed, rule = checks.integer("seed", seed, 0), checks.choice("rule", rule, RULES)
     if not test and not validation:
         raise ValueError(f"test=False (--no-test) needs a configuration with "
                          f"protocol='validation'; {config!r} scores the test set every epoch")

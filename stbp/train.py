@@ -5,6 +5,7 @@
 
 # --- book/05_training.ipynb, cell 7 ---
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -52,7 +53,7 @@ def prepare(images, labels=None):
     x = backend.asarray(images)
     if x.ndim < 2 or x.dtype != xp.uint8:
         raise ValueError(f"images must be uint8 of shape (N, H, W); got {x.dtype} {tuple(x.shape)}")
-    x = x.reshape(x.shape[0], -1).astype(xp.float32) / 255.0
+    x = x.reshape(x.shape[0], math.prod(x.shape[1:])).astype(xp.float32) / 255.0
     return x if labels is None else (x, backend.asarray(labels))
 
 
