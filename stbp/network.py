@@ -107,16 +107,16 @@ class SNN:
             checks.on_backend(f"W[{k}]", W), checks.on_backend(f"b[{k}]", b)
 
     def check_trace(self, trace, finite=True):
-        """Refuse a trace that is not this network's forward pass (other settings; the carry
-        may differ on 0/1 spikes, where every carry gives the same forward pass), or that
-        holds NaN or infinite values (checked unless finite=False)."""
+        """Refuse a trace made by a network with other settings, or that holds NaN or
+        infinite values (checked unless finite=False). The carry is recorded but may differ:
+        it chooses which extension of f the backward pass differentiates, and chapter 3
+        compares the choices on one forward pass (on 0/1 spikes all give the same one)."""
         self._check_arrays()
         if not isinstance(trace, Trace):
             raise TypeError(f"trace must be a Trace from SNN.forward; got {type(trace).__name__}")
         theirs = trace.made_by or {}
         differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
-                  for k, v in self.settings().items() if theirs.get(k) != v
-                  and not (k == "carry" and self.surrogate.binary and "carry" in theirs)]
+                  for k, v in self.settings().items() if theirs.get(k) != v and k != "carry"]
         if differ:
             raise ValueError("trace was made by another network: " + "; ".join(differ))
         for n, U in enumerate(trace.u):
