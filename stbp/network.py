@@ -63,7 +63,7 @@ class SNN:
     its stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64" (or
     np.float32, np.float64); seed: None or an integer >= 0, seeds the initialisation;
     init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
-    "exp" (the seed's) or "linear" (chapter 1; same spikes, another f' for the gradient).
+    "exp" (the equations sheet's) or "linear" (chapter 1; same spikes, another f' for the gradient).
     """
 
     def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
@@ -141,7 +141,7 @@ class SNN:
         return Trace(u=u, o=o, made_by=self.settings())
 
     def loss(self, trace, targets):
-        """L = 1/(2S) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets (S, sizes[-1])."""
+        """L = 1/(2B) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets (B, sizes[-1])."""
         self.check_trace(trace, finite=False)    # the loss reads only the output spikes
         rate = trace.o[-1].mean(axis=0, dtype=self.dtype)
         Y = self._check("targets", targets, rate.shape)

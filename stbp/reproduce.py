@@ -136,8 +136,8 @@ def run(config, seed=0, rule="exact", out="results", epochs=None, data=None, pro
         test=True, carry="exp"):
     """Train 784-800-10 on MNIST with CONFIGS[config]; write and return the results dict.
 
-    carry: the carry function of chapter 1 ("exp", the seed's, or "linear"); runs with
-    the linear carry are written under <config>-<rule>-linear-seed<seed>.
+    carry: the carry function of chapter 1 ("exp", the equations sheet's, or "linear");
+    runs with the linear carry are written under <config>-<rule>-linear-seed<seed>.
 
     test=False (only for protocol="validation"): a selection run, which never scores the
     test set; its results say test_scored False and final_test_acc None.
@@ -223,7 +223,8 @@ def main(argv=None):
     parser.add_argument("--rule", default="exact", choices=list(RULES),
                         help="the gradient rule (chapter 3)")
     parser.add_argument("--carry", default="exp", choices=list(CARRIES),
-                        help="the carry function f (chapter 1): the seed's 'exp' or 'linear'")
+                        help="the carry function f (chapter 1): the equations sheet's 'exp' "
+                             "or 'linear'")
     parser.add_argument("--epochs", type=_count(1), default=None,
                         help="override the configuration's epochs (a positive integer)")
     parser.add_argument("--out", default="results", help="folder for results and checkpoints")
