@@ -1,0 +1,55 @@
+"""Sphinx extension: let the API page (``book/api.md``) show stbp's docstrings as written.
+
+The docstrings state their equations in plain ASCII, in the book's notation
+(``U^{t+1} = U^t * f(O^t) + X^{t+1} + b``, ``|x| < a/2``).  Read as reStructuredText,
+as autodoc reads them, ``|x|`` is a substitution reference and ``*x`` starts emphasis:
+the build fails, or the formula renders mangled.  Before autodoc parses a docstring of
+the ``stbp`` package, this escapes ``|`` and ``*`` in its prose, so both read as the
+characters they are.  Left alone: ````literal```` spans, roles such as
+``:func:`name```, literal blocks (after a line ending in ``::``) and ``* `` bullets.
+"""
+from __future__ import annotations
+
+import re
+
+#: Inline spans to leave alone: ``literal`` and :role:`target`.
+_KEEP = re.compile(r"``.+?``|:[\w:.-]+:`[^`]*`")
+_BULLET = re.compile(r"^(\s*)\* ")
+
+
+def _escape(text):
+    """Escape | and * in text outside ``literal`` spans and roles."""
+    out, pos = [], 0
+    for match in _KEEP.finditer(text):
+        out.append(re.sub(r"([|*])", r"\\\1", text[pos:match.start()]))
+        out.append(match.group(0))
+        pos = match.end()
+    out.append(re.sub(r"([|*])", r"\\\1", text[pos:]))
+    return "".join(out)
+
+
+def escape_lines(lines):
+    """The docstring ``lines`` with | and * escaped in prose, in place and returned."""
+    literal_indent = None                 # indentation of the paragraph that ended in '::'
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None:
+            if not line.strip() or indent > literal_indent:
+                continue                  # inside the literal block
+            literal_indent = None
+        bullet = _BULLET.match(line)
+        head = bullet.group(0) if bullet else ""
+        lines[i] = head + _escape(line[len(head):])
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
+    return lines
+
+
+def process_docstring(app, what, name, obj, options, lines):
+    if name == "stbp" or name.startswith("stbp."):
+        escape_lines(lines)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", process_docstring)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
