@@ -4,17 +4,18 @@
     python tools/screenshot.py --out /tmp/shots --width 1280 --tile 1600 book/api.html
 
 Pages are paths under the built book (``_build/html`` by default), with an optional
-``#anchor`` to scroll to.  For each page it writes ``<out>/<page>.png`` (the whole page,
-up to ``--height`` pixels) and, when the page is taller than ``--tile``,
-``<out>/<page>-1.png``, ``-2.png``, ... cut from it, which are easier to read.
+``#anchor`` to scroll to.  For each page it writes ``<out>/<page>.png``: the whole page
+(measured after MathJax has typeset it, up to ``--height`` pixels), or, with an anchor,
+one window of ``--tile`` pixels from there.  A whole page taller than ``--tile`` is also
+cut into ``<out>/<page>-1.png``, ``-2.png``, ..., which are easier to read.
 
 Offline: the built pages load MathJax from a CDN, which this machine cannot reach.  The
 script copies the built book to a temporary folder, points every page's MathJax
 ``<script>`` at a local MathJax 3 installed with npm (into ``$STBP_MATHJAX``, default
 ``~/.cache/stbp-tools/mathjax``, outside the repository; installed on first use), and
 gives Chromium a fresh profile and no network features.  Needs Debian's Chromium
-(``apt-get update && apt-get install -y chromium``), npm, and Pillow (a dependency of
-matplotlib).
+(``apt-get update && apt-get install -y chromium``), npm, and Pillow (which matplotlib
+brings).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image
+
 
 MATHJAX_CDN = re.compile(r'src="https://cdn\.jsdelivr\.net/npm/mathjax@3/es5/([\w.-]+\.js)"')
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
@@ -105,8 +107,8 @@ def main(argv=None):
     parser.add_argument("--html", default="_build/html", help="the built book")
     parser.add_argument("--out", default="_build/screenshots", help="where the PNGs go")
     parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=12000,
-                        help="window height: the most of a page that is captured")
+    parser.add_argument("--height", type=int, default=40000,
+                        help="the most of a page that is captured, in pixels")
     parser.add_argument("--tile", type=int, default=1600,
                         help="cut pages taller than this into tiles of this height (0: no)")
     parser.add_argument("--wait", type=int, default=15000,
@@ -129,11 +131,15 @@ def main(argv=None):
                           + (f"-{anchor}" if anchor else ""))
             png = out / f"{stem}.png"
             url = (site / path).resolve().as_uri() + (f"#{anchor}" if anchor else "")
-            height = 1000 if anchor else min(args.height, page_height(
-                chromium, url, args.width, args.wait))
+            if anchor:
+                chromium_run(chromium, [f"--screenshot={png}", url], args.width, args.tile
+                             or 1000, args.wait)
+                print(png)
+                continue
+            height = min(page_height(chromium, url, args.width, args.wait), args.height)
             chromium_run(chromium, [f"--screenshot={png}", url], args.width, height, args.wait)
-            image = Image.open(png)
             written = [png]
+            image = Image.open(png)
             if args.tile and image.height > args.tile:
                 for k, top in enumerate(range(0, image.height, args.tile), start=1):
                     tile = out / f"{stem}-{k}.png"

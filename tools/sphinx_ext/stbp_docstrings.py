@@ -1,4 +1,5 @@
-"""Sphinx extension: let the API page (``book/api.md``) show stbp's docstrings as written.
+"""Sphinx extension: let the API page (``book/api.md``) show stbp's docstrings as written,
+and its module constants without their values when those are too long to read.
 
 The docstrings state their equations in plain ASCII, in the book's notation
 (``U^{t+1} = U^t * f(O^t) + X^{t+1} + b``, ``|x| < a/2``).  Read as reStructuredText,
@@ -7,10 +8,20 @@ the build fails, or the formula renders mangled.  Before autodoc parses a docstr
 the ``stbp`` package, this escapes ``|`` and ``*`` in its prose, so both read as the
 characters they are.  Left alone: ````literal```` spans, roles such as
 ``:func:`name```, literal blocks (after a line ending in ``::``) and ``* `` bullets.
+
+Module constants are shown with their value (``RULES = ('exact', 'seed')``) unless its
+repr is longer than ``MAX_VALUE`` characters: a kernel's source code or a module such as
+``backend.xp`` (whose repr is a path on the build machine) is shown by name only.
 """
 from __future__ import annotations
 
 import re
+
+from sphinx.ext.autodoc import DataDocumenter
+from sphinx.util.inspect import object_description
+
+#: Longest repr of a module constant that the API page shows as its value.
+MAX_VALUE = 80
 
 #: Inline spans to leave alone: ``literal`` and :role:`target`.
 _KEEP = re.compile(r"``.+?``|:[\w:.-]+:`[^`]*`")
@@ -50,6 +61,20 @@ def process_docstring(app, what, name, obj, options, lines):
         escape_lines(lines)
 
 
+class ShortValueDataDocumenter(DataDocumenter):
+    """autodoc's module-constant documenter, showing only values of a readable length."""
+
+    def should_suppress_value_header(self):
+        if super().should_suppress_value_header():
+            return True
+        try:
+            return len(object_description(self.object)) > MAX_VALUE
+        except ValueError:
+            return True
+
+
 def setup(app):
+    app.setup_extension("sphinx.ext.autodoc")
+    app.add_autodocumenter(ShortValueDataDocumenter, override=True)
     app.connect("autodoc-process-docstring", process_docstring)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,106 @@
+"""The helpers around the book: docstring escaping for the API page, the execution status
+page's readers, the bibliography and citation files, and the space-time figure."""
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools" / "sphinx_ext"))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import stbp_docstrings  # noqa: E402
+import stbp_status  # noqa: E402
+
+
+def test_escapes_ascii_math_but_not_markup():
+    lines = ["h1(x) = (1/a) * 1[|x| < a/2], see ``a | b * c`` and :func:`f`.",
+             "",
+             "* ``layer_forward``: U^t = U^{t-1} * f(O^{t-1}), shape (T, *x.shape)",
+             "Example::",
+             "",
+             "    y = a * b  # |x|",
+             "",
+             "After |the| block."]
+    out = stbp_docstrings.escape_lines(list(lines))
+    assert out[0] == r"h1(x) = (1/a) \* 1[\|x\| < a/2], see ``a | b * c`` and :func:`f`."
+    assert out[2] == r"* ``layer_forward``: U^t = U^{t-1} \* f(O^{t-1}), shape (T, \*x.shape)"
+    assert out[5] == "    y = a * b  # |x|"           # literal block: untouched
+    assert out[7] == r"After \|the\| block."            # after the block: escaped again
+
+
+def test_escaped_docstrings_parse_without_warnings():
+    docutils = pytest.importorskip("docutils.core")
+    from stbp import gradcheck, surrogates
+    for obj in (surrogates.Rectangular, surrogates.Polynomial, gradcheck.check_gradients):
+        lines = stbp_docstrings.escape_lines(obj.__doc__.splitlines())
+        html = docutils.publish_parts("\n".join(lines), writer_name="html",
+                                      settings_overrides={"report_level": 2,
+                                                          "halt_level": 2})["body"]
+        assert "|" in html and "problematic" not in html
+
+
+def test_notebook_run_reads_the_cell_timestamps(tmp_path):
+    cells = [{"cell_type": "markdown", "source": "x", "metadata": {}},
+             {"cell_type": "code", "source": "1", "metadata": {"execution": {
+                 "iopub.execute_input": "2026-01-02T03:04:05.000000Z",
+                 "shell.execute_reply": "2026-01-02T03:04:06.500000Z"}}},
+             {"cell_type": "code", "source": "2", "metadata": {"execution": {
+                 "iopub.execute_input": "2026-01-02T03:04:06.600000Z",
+                 "shell.execute_reply": "2026-01-02T03:04:09.000000Z"}}},
+             {"cell_type": "code", "source": "3", "metadata": {}}]
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {
+        "language_info": {"version": "3.11.7"}}}))
+    run = stbp_status.notebook_run(path)
+    assert (run["cells"], run["executed"], run["python"]) == (3, 2, "3.11.7")
+    assert (run["end"] - run["start"]).total_seconds() == pytest.approx(4.0)
+
+
+def test_read_report_counts_cells_per_notebook(tmp_path):
+    path = tmp_path / "report.xml"
+    path.write_text(
+        '<?xml version="1.0"?><testsuites><testsuite timestamp="2026-01-02T03:04:05+00:00">'
+        '<testcase classname="book.01_neuron.ipynb" name="Cell 0" time="1.5"/>'
+        '<testcase classname="book.01_neuron.ipynb" name="Cell 1" time="0.5">'
+        '<failure message="differs"/></testcase>'
+        '<testcase classname="book.01_neuron.ipynb" name="Cell 2" time="0"><skipped/></testcase>'
+        '<testcase classname="tests.test_neuron" name="test_f" time="0.1"/>'
+        '</testsuite></testsuites>')
+    when, results = stbp_status.read_report(path)
+    assert when.year == 2026 and when.hour == 3
+    assert results["book/01_neuron.ipynb"] == {"passed": 1, "failed": 1, "skipped": 1,
+                                               "seconds": 2.0}
+    assert results["tests"]["passed"] == 1
+
+
+def test_every_cited_key_is_in_the_bibliography():
+    bib = (ROOT / "references.bib").read_text()
+    keys = set(re.findall(r"^@\w+\{([^,]+),", bib, flags=re.M))
+    assert len(keys) == bib.count("\n@") + bib.startswith("@")   # no duplicate keys
+    cited = set()
+    for page in (ROOT / "book").glob("*.md"):
+        cited |= set(re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text()))
+    for page in (ROOT / "book").glob("*.ipynb"):
+        text = "".join("".join(c["source"]) for c in json.loads(page.read_text())["cells"])
+        cited |= set(re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text))
+    cited = {k.strip() for group in cited for k in group.split(",")}
+    assert cited <= keys, cited - keys
+
+
+def test_spacetime_figure_marks_the_dropped_path():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from spacetime_figure import DROPPED, draw_spacetime
+
+    fig, ax = plt.subplots()
+    draw_spacetime(ax)
+    colors = [matplotlib.colors.to_hex(a.arrow_patch.get_edgecolor())
+              for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
+    assert colors.count(matplotlib.colors.to_hex(DROPPED)) == 4   # O21>U22>U32>O32>L
+    with pytest.raises(ValueError, match="T must be an integer >= 3"):
+        draw_spacetime(ax, T=2)
+    plt.close(fig)
