@@ -5,9 +5,9 @@
 
 # --- book/03_backprop.ipynb, cell 1 ---
 from stbp import backend
-from stbp.neuron import df, df01, f, f01
+from stbp.neuron import CARRIES, ON_SPIKES
 
-RULES = ("exact", "seed")
+RULES = ("exact", "seed", "detached")
 
 
 def output_delta(Y, rate, T):
@@ -24,11 +24,11 @@ def eps_from_delta(D_t, G_t, E_next, F_t):
 
 
 # --- book/03_backprop.ipynb, cell 3 ---
-def spatial_delta_seed(D_above, G_above, W_above):
-    """Case 2 (and the first term of case 4): (W^{n+1})^T (Delta^{t,n+1} * g'(U^{t,n+1})),
-    for every t with one matrix product; arrays of shape (T, S, l)."""
-    T, S, m = D_above.shape
-    return ((D_above * G_above).reshape(T * S, m) @ W_above).reshape(T, S, -1)
+def spatial_term(P_above, W_above):
+    """(W^{n+1})^T P^{t,n+1} for every t with one matrix product, arrays of shape (T, B, l).
+    Case 2 (and the first term of case 4) takes P = Delta^{.,n+1} * g'(U^{.,n+1})."""
+    T, B, m = P_above.shape
+    return (P_above.reshape(T * B, m) @ W_above).reshape(T, B, -1)
 
 
 # --- book/03_backprop.ipynb, cell 5 ---
@@ -64,16 +64,21 @@ def weight_grads(E, O_below):
 
 
 # --- book/03_backprop.ipynb, cell 11 ---
+def carry_recurrence(spatial, G, A):
+    """E^t = spatial^t * g'(U^t) + E^{t+1} * A^t for t = T..1, with E^{T+1} = 0."""
+    E = spatial * G
+    for t in range(G.shape[0] - 2, -1, -1):
+        E[t] += A[t] * E[t + 1]
+    return E
+
+
 def layer_backward_exact(spatial, U, G, F, dF):
     """E of one layer by the chain rule (arguments as in layer_backward_seed):
     E^t = spatial^t * g'(U^t) + E^{t+1} * A^t, with A^t = f(O^t) + U^t f'(O^t) g'(U^t)."""
     A = U * dF
     A *= G
     A += F
-    E = spatial * G
-    for t in range(U.shape[0] - 2, -1, -1):
-        E[t] += A[t] * E[t + 1]
-    return E
+    return carry_recurrence(spatial, G, A)
 
 
 def delta_exact(spatial, E, U, dF):
@@ -83,29 +88,47 @@ def delta_exact(spatial, E, U, dF):
     return D
 
 
-def spatial_delta_exact(E_above, W_above):
-    """(W^{n+1})^T E^{t,n+1} for every t with one matrix product."""
-    T, S, m = E_above.shape
-    return (E_above.reshape(T * S, m) @ W_above).reshape(T, S, -1)
-
-
-# --- book/03_backprop.ipynb, cell 13 ---
-def carry_factors(O, tau, binary, dtype):
-    """F = f(O) and dF = f'(O) for a whole layer, in dtype. 0/1 spikes (stored as bool)
-    select one of two values each, without an exponential."""
+# --- book/03_backprop.ipynb, cell 14 ---
+def carry_factors(O, tau, binary, dtype, carry="exp"):
+    """F = f(O) and dF = f'(O) for a whole layer, in dtype, for chapter 1's carry function.
+    0/1 spikes (stored as bool) select one of two values each, without an exponential."""
     if binary:
         xp = backend.xp
+        f_, df_ = ON_SPIKES[carry]
         zero_one = xp.asarray([0, 1], dtype=dtype)
-        F01, dF01 = f01(zero_one, tau), df01(zero_one, tau)   # the two values of each
+        F01, dF01 = f_(zero_one, tau), df_(zero_one, tau)   # the two values of each
         return xp.where(O, F01[1], F01[0]), xp.where(O, dF01[1], dF01[0])
-    return f(O, tau), df(O, tau)
+    f_, df_ = CARRIES[carry]
+    return f_(O, tau), df_(O, tau)
+
+
+def layer_backward(spatial, U, O, net, rule, fuse=True):
+    """(E, P, D) of one layer: P is what the layer below's spatial term multiplies by W
+    (E for the exact and detached rules, Delta * g'(U) for the seed's); D = Delta, or
+    None from the fused kernels (fuse=False runs the array code, which returns it)."""
+    fused = backend.fused_for(net.surrogate) if fuse else None
+    if fused is not None and rule == "exact" and net.carry == "exp":   # one kernel (chapter 7)
+        E, P = fused.layer_backward(spatial, U, O, net.tau, net.v_th, net.surrogate,
+                                    rule, net.carry)
+        return E, P, None
+    G = net.surrogate.grad(U - net.v_th)
+    F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype, net.carry)
+    if rule == "exact":
+        E = layer_backward_exact(spatial, U, G, F, dF)
+        return E, E, delta_exact(spatial, E, U, dF)
+    if rule == "detached":
+        E = carry_recurrence(spatial, G, F)
+        return E, E, spatial
+    D, E = layer_backward_seed(spatial, U, G, F, dF)
+    return E, D * G, D
 
 
 def gradients(net, trace, targets, rule="exact", keep=False):
     """[(dL/dW^n, dL/db^n) for n = 1..N] of net.loss(trace, targets), shaped like W and b.
 
     rule="exact": the chain rule on the forward graph (what autograd computes);
-    rule="seed": the seed's cases 1-5 as written.
+    rule="seed": the seed's cases 1-5 as written; rule="detached": the chain rule with
+    the reset path cut (f(O) held constant).
     With keep=True, also return a list of dicts {"D", "E", "spatial"} per layer.
     """
     if rule not in RULES:
@@ -117,22 +140,10 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, T), trace.o[-1].shape)
     grads, kept = [None] * N, [None] * N
     for n in range(N - 1, -1, -1):             # layer n+1 of the seed, W[n] = W^{n+1}
-        U, O = trace.u[n], trace.o[n + 1]
-        fused = backend.fused_for(net.surrogate) if rule == "exact" and not keep else None
-        if fused is not None:              # on a GPU: the recurrence in one kernel (chapter 7)
-            E = fused.layer_backward(spatial, U, O, net.tau, net.v_th, net.surrogate)
-        else:
-            G = net.surrogate.grad(U - net.v_th)
-            F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype)
-            if rule == "exact":
-                E = layer_backward_exact(spatial, U, G, F, dF)
-                D = delta_exact(spatial, E, U, dF) if keep else None
-            else:
-                D, E = layer_backward_seed(spatial, U, G, F, dF)
+        E, P, D = layer_backward(spatial, trace.u[n], trace.o[n + 1], net, rule, fuse=not keep)
         grads[n] = weight_grads(E, trace.o[n])
         if keep:
             kept[n] = {"D": D, "E": E, "spatial": spatial}
         if n > 0:
-            spatial = (spatial_delta_exact(E, net.W[n]) if rule == "exact"
-                       else spatial_delta_seed(D, G, net.W[n]))
+            spatial = spatial_term(P, net.W[n])
     return (grads, kept) if keep else grads

@@ -29,6 +29,7 @@ def save(path, net, optimizer=None, state=None):
         for key, value in optimizer.state().items():
             arrays[f"opt.{key}"] = backend.to_numpy(value)
     meta = {"sizes": net.sizes, "tau": net.tau, "v_th": net.v_th, "dtype": net.dtype.name,
+            "carry": net.carry,
             "surrogate": {"name": type(net.surrogate).__name__, "a": net.surrogate.a},
             "optimizer": None if optimizer is None else type(optimizer).__name__,
             "state": state or {}}
@@ -61,7 +62,7 @@ def load(path, net=None, optimizer=None):
     meta = json.loads(str(arrays["meta"]))
     if net is None:
         net = SNN(meta["sizes"], tau=meta["tau"], v_th=meta["v_th"], dtype=meta["dtype"],
-                  surrogate=_surrogate_from(meta["surrogate"]))
+                  surrogate=_surrogate_from(meta["surrogate"]), carry=meta.get("carry", "exp"))
     elif net.sizes != meta["sizes"]:
         raise ValueError(f"checkpoint {path} has sizes {meta['sizes']}, the network {net.sizes}")
     for k in range(len(net.W)):

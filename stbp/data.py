@@ -14,6 +14,11 @@ With ``verify=True`` the SHA-256 of each decompressed file is compared with the 
 value.  ``read_idx`` checks the IDX header and that the payload has exactly the declared
 size.  Every problem with the data (truncated gzip, wrong magic, wrong length, bad
 checksum, inconsistent splits) raises a ``ValueError`` that names the file.  No pickle.
+
+``validation_split(x, y)`` holds out a fixed 10,000 of the training digits as a validation
+set (drawn with the module constant ``VAL_SEED``, not with any run's seed, so every run holds
+out the same digits): configuration choices are made on it, and the test set is scored once,
+at the end of a final run.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+#: Seed of the validation split: fixed, and independent of any training run's seed.
+VAL_SEED = 20180910
 _ADVICE = "delete it and call load_mnist() again to re-download it, or replace it with a good copy"
 
 
@@ -162,3 +169,20 @@ def load_mnist(root=None, *, download=True, verify=True):
             raise ValueError(f"{yn}: labels must be in 0..9, found {int(y.max())}")
         out += [x, y.astype(np.int64)]
     return tuple(out)
+
+
+def validation_split(x, y, n_val=10_000, seed=VAL_SEED):
+    """Split (x, y) into ``(x_train, y_train), (x_val, y_val)``: ``n_val`` samples drawn
+    without replacement by a generator seeded with ``seed`` (default ``VAL_SEED``, the same
+    for every run) form the validation set, the rest the training set; both keep the
+    original order.  The two parts are disjoint and together are the whole of (x, y)."""
+    n = len(x)
+    if len(y) != n:
+        raise ValueError(f"x and y must have the same length; got {n} images and {len(y)} labels")
+    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 1 <= n_val <= n - 1:
+        raise ValueError(f"n_val must be an integer in 1..{n - 1} (len(x) - 1); got n_val = {n_val!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got seed = {seed!r}")
+    held = np.zeros(n, dtype=bool)
+    held[np.random.default_rng(int(seed)).permutation(n)[:int(n_val)]] = True
+    return (x[~held], y[~held]), (x[held], y[held])

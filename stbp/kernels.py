@@ -162,8 +162,10 @@ class Kernels:
     def __init__(self, launch):
         self._launch = launch
 
-    def layer_forward(self, X, b, tau, v_th, surrogate):
+    def layer_forward(self, X, b, tau, v_th, surrogate, carry="exp"):
         """Fused stbp.network.layer_forward: X (T, B, n) becomes U; returns U and O."""
+        if carry != "exp" and not surrogate.binary:
+            raise NotImplementedError("the CUDA kernels run the exp carry on real-valued spikes only")
         from stbp import backend
         xp = backend.xp
         U = xp.ascontiguousarray(X)               # X itself when it is contiguous already
@@ -178,8 +180,10 @@ class Kernels:
                       (real, surrogate.a)])
         return U, O
 
-    def layer_backward(self, spatial, U, O, tau, v_th, surrogate):
-        """Fused exact rule for one layer: E (T, B, n) from the spatial term, U and O."""
+    def layer_backward(self, spatial, U, O, tau, v_th, surrogate, rule="exact", carry="exp"):
+        """Fused exact rule for one layer: (E, P) with P = E, from the spatial term, U and O."""
+        if rule != "exact" or carry != "exp":
+            raise NotImplementedError("the CUDA kernels run the exact rule with the exp carry only")
         from stbp import backend
         xp = backend.xp
         S = xp.ascontiguousarray(xp.broadcast_to(spatial, U.shape), dtype=U.dtype)
@@ -195,7 +199,7 @@ class Kernels:
                      [E, S, U, O8, Or, ("int", T), ("long", B * n), (real, tau), (real, F0),
                       (real, F1), (real, dF0), (real, dF1), (real, v_th), ("int", int(binary)),
                       ("int", CURVE_IDS[type(surrogate)]), (real, surrogate.a)])
-        return E
+        return E, E
 
 
 def _real(dtype):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from stbp import backend
 from stbp import init as inits
-from stbp.neuron import f, f01
+from stbp.neuron import CARRIES, f01
 from stbp.surrogates import Rectangular
 
 
@@ -20,16 +20,17 @@ class Trace:
     o: list
 
 
-def layer_forward(X, b, tau, v_th, surrogate):
+def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
     """Run one layer over all steps: U^t = U^{t-1} * f(O^{t-1}) + X^t + b, O^t = g(U^t - v_th).
 
     X has shape (T, B, n) and is overwritten: its memory becomes U. Returns U and O of
-    the same shape (U^0 = 0).
+    the same shape (U^0 = 0). carry names f (chapter 1's CARRIES); on 0/1 spikes all
+    carries take the same values.
     """
     fused = backend.fused_for(surrogate)
-    if fused is not None:                  # on a GPU: all T steps in one kernel (chapter 7)
-        return fused.layer_forward(X, b, tau, v_th, surrogate)
-    carry = f01 if surrogate.binary else f
+    if fused is not None:                  # all T steps in one kernel (chapter 7)
+        return fused.layer_forward(X, b, tau, v_th, surrogate, carry)
+    carry = f01 if surrogate.binary else CARRIES[carry][0]
     U = X
     U += b
     O = backend.xp.empty_like(U)
@@ -54,11 +55,12 @@ class SNN:
     sizes: layer widths [l(0), ..., l(N)]; tau: decay factor f(0); v_th: threshold;
     surrogate: spike function and its stand-in derivative (default Rectangular(1));
     dtype: "float32" or "float64"; seed: seeds the weight initialisation;
-    init: "paper" (U[-1,1], rows normalised) or "fan_in".
+    init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
+    "exp" (the seed's) or "linear" (chapter 1; same spikes, another f' for the gradient).
     """
 
     def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
-                 init="paper"):
+                 init="paper", carry="exp"):
         xp = backend.xp
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
@@ -67,6 +69,9 @@ class SNN:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if init not in inits.SCHEMES:
             raise ValueError(f"init must be one of {list(inits.SCHEMES)}, got {init!r}")
+        if carry not in CARRIES:
+            raise ValueError(f"carry must be one of {list(CARRIES)}, got {carry!r}")
+        self.carry = carry
         self.sizes, self.dtype = sizes, xp.dtype(dtype)
         self.tau, self.v_th = _positive("tau", tau), _positive("v_th", v_th)
         self.surrogate = Rectangular(1.0) if surrogate is None else surrogate
@@ -96,7 +101,7 @@ class SNN:
         u, below = [], o[0]
         for W, b in zip(self.W, self.b):
             X = (below.reshape(T * B, -1) @ W.T).reshape(T, B, -1)  # X^{t,n} = W^n O^{t,n-1}, all t
-            U, below = layer_forward(X, b, self.tau, self.v_th, self.surrogate)
+            U, below = layer_forward(X, b, self.tau, self.v_th, self.surrogate, self.carry)
             u.append(U)
             o.append(below.astype(bool) if self.surrogate.binary else below)
         return Trace(u=u, o=o)
@@ -129,4 +134,4 @@ class SNN:
 
     def __repr__(self):
         return (f"SNN({self.sizes}, tau={self.tau:g}, v_th={self.v_th:g}, "
-                f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r})")
+                f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r}, carry={self.carry!r})")

@@ -32,7 +32,19 @@ def df01(o, tau):
     return -1.0 + (1.0 - math.exp(-1.0 / tau)) * o
 
 
-# --- book/01_neuron.ipynb, cell 10 ---
+# --- book/01_neuron.ipynb, cell 6 ---
+def df_linear(o, tau):
+    """Slope of the linear carry f01: f'(o) = tau exp(-1/tau) - tau for every o (shaped like o)."""
+    return (tau * math.exp(-1.0 / tau) - tau) + 0 * o
+
+
+#: carry name -> (f, f') as functions of (o, tau)
+CARRIES = {"exp": (f, df), "linear": (f01, df_linear)}
+#: carry name -> (f, f') on 0/1 spikes: affine forms equal to CARRIES at o = 0 and o = 1
+ON_SPIKES = {"exp": (f01, df01), "linear": (f01, df_linear)}
+
+
+# --- book/01_neuron.ipynb, cell 11 ---
 def neuron_step(U, O, X, b, tau, v_th, surrogate):
     """U^{t+1} = U^t * f(O^t) + X^{t+1} + b and O^{t+1} = g(U^{t+1} - v_th)."""
     U_next = U * f(O, tau) + X + b

@@ -3,7 +3,7 @@
 # and run `python tools/nbexport.py` to regenerate it.
 
 
-# --- book/01_neuron.ipynb, cell 8 ---
+# --- book/01_neuron.ipynb, cell 9 ---
 from stbp import backend
 
 
@@ -42,7 +42,7 @@ class Rectangular(Surrogate):
         return xp.where(xp.abs(x) < self.a / 2, x.dtype.type(1 / self.a), x.dtype.type(0))
 
 
-# --- book/03_backprop.ipynb, cell 16 ---
+# --- book/03_backprop.ipynb, cell 17 ---
 def logistic(x, a):
     """sigmoid(x / a), computed without overflow as 0.5 + 0.5 tanh(x / 2a)."""
     return 0.5 + 0.5 * backend.xp.tanh(x / (2 * a))

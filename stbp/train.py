@@ -20,17 +20,21 @@ class History:
     epoch: list = field(default_factory=list)
     loss: list = field(default_factory=list)
     train_acc: list = field(default_factory=list)
-    test_acc: list = field(default_factory=list)
+    test_acc: list = field(default_factory=list)  # None where the test set was not scored
     rates: list = field(default_factory=list)     # mean firing rate of each layer 1..N
     lr: list = field(default_factory=list)
-    time: list = field(default_factory=list)      # seconds of the epoch (training + test)
+    time: list = field(default_factory=list)      # seconds of the epoch (training + scoring)
+    val_acc: list = field(default_factory=list)   # None where no validation set was given
 
     def to_dict(self):
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d):
-        return cls(**{k: list(v) for k, v in d.items()})
+        """Read a dict of to_dict(); a history saved before val_acc existed gets None there."""
+        h = cls(**{k: list(v) for k, v in d.items()})
+        h.val_acc += [None] * (len(h.epoch) - len(h.val_acc))
+        return h
 
 
 def parameters(net):
@@ -112,8 +116,13 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
 # --- book/05_training.ipynb, cell 7 ---
 def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="exact",
         seed=0, lr_schedule=None, checkpoint=None, resume=False, progress=True, shift=0,
-        T_test=None, tag=None):
+        T_test=None, tag=None, val=None):
     """Train net on train = (images, labels); returns the History.
+
+    val = (images, labels): a validation set, scored after every epoch (History.val_acc);
+    test = (images, labels): scored after every epoch too (History.test_acc), for the
+    legacy configurations; a run that selects settings passes test=None. Both are encoded
+    over T_test steps by a fresh eval_rng(seed), never by the training generator.
 
     lr_schedule(epoch) -> learning rate (default: constant); checkpoint: path of a .npz
     written after every epoch; resume=True continues from it if it exists; shift: random
@@ -141,15 +150,16 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
             optimizer.lr = lr_schedule(epoch)
         loss, acc, rates = train_epoch(net, optimizer, x, y, T, rng, batch_size, rule,
                                        progress, desc=f"epoch {epoch + 1}/{epochs}", shift=shift)
-        test_acc = (evaluate(net, *test, T_test or T, eval_rng(seed))
-                    if test is not None else None)
-        for key, value in zip(("epoch", "loss", "train_acc", "test_acc", "rates", "lr", "time"),
-                              (epoch + 1, loss, acc, test_acc, rates, optimizer.lr,
+        val_acc, test_acc = (None if s is None else evaluate(net, *s, T_test or T, eval_rng(seed))
+                             for s in (val, test))
+        for key, value in zip(("epoch", "loss", "train_acc", "val_acc", "test_acc", "rates",
+                               "lr", "time"),
+                              (epoch + 1, loss, acc, val_acc, test_acc, rates, optimizer.lr,
                                time.perf_counter() - t0)):
             getattr(history, key).append(value)
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {loss:.4f}, train {acc:.4f}, "
-                       f"test {test_acc}, {history.time[-1]:.1f} s")
+                       f"validation {val_acc}, test {test_acc}, {history.time[-1]:.1f} s")
         if checkpoint is not None:
             save(checkpoint, net, optimizer,
                  state={"history": history.to_dict(), "rng": backend.rng_state(rng),

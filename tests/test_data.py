@@ -233,3 +233,49 @@ def test_download_failure_is_clear(tmp_path, monkeypatch):
     msg = str(e.value)
     assert NAMES[0] in msg and "STBP_DATA" in msg and "network unreachable" in msg
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the validation split ---------------------------------------------------------------
+
+def test_validation_split_is_fixed_disjoint_and_complete():
+    from stbp.data import VAL_SEED, validation_split
+    x = np.arange(1000).reshape(1000, 1) * np.ones((1, 3), dtype=np.int64)
+    y = np.arange(1000) % 10
+    (xt, yt), (xv, yv) = validation_split(x, y, n_val=100)
+    assert len(xv) == len(yv) == 100 and len(xt) == len(yt) == 900
+    ids_t, ids_v = xt[:, 0], xv[:, 0]
+    assert not set(ids_t) & set(ids_v)                       # disjoint
+    assert sorted(set(ids_t) | set(ids_v)) == list(range(1000))  # together the whole set
+    assert (np.diff(ids_t) > 0).all() and (np.diff(ids_v) > 0).all()   # original order
+    assert np.array_equal(yv, ids_v % 10)                    # labels travel with images
+    # fixed: the default seed is a constant, and repeated calls hold out the same samples
+    (_, _), (xv2, _) = validation_split(x, y, n_val=100, seed=VAL_SEED)
+    assert np.array_equal(xv, xv2)
+    (_, _), (xv3, _) = validation_split(x, y, n_val=100, seed=VAL_SEED + 1)
+    assert not np.array_equal(xv, xv3)
+    assert isinstance(VAL_SEED, int) and VAL_SEED >= 0
+
+
+def test_validation_split_on_mnist_sized_data_holds_out_10000():
+    from stbp.data import validation_split
+    y = np.arange(60_000) % 10
+    (xt, yt), (xv, yv) = validation_split(np.arange(60_000), y)
+    assert len(xv) == 10_000 and len(xt) == 50_000
+    # every class is represented about in proportion (a uniform draw, not a slice)
+    assert np.bincount(yv, minlength=10).min() > 900
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(n_val=0), "n_val"), (dict(n_val=10), "n_val"), (dict(n_val=2.5), "n_val"),
+    (dict(n_val=True), "n_val"), (dict(n_val=2, seed=-1), "seed"),
+    (dict(n_val=2, seed="a"), "seed")])
+def test_validation_split_rejects_bad_arguments(kw, match):
+    from stbp.data import validation_split
+    with pytest.raises(ValueError, match=match):
+        validation_split(np.zeros((10, 2)), np.zeros(10), **kw)
+
+
+def test_validation_split_rejects_length_mismatch():
+    from stbp.data import validation_split
+    with pytest.raises(ValueError, match="same length.*10 images and 9 labels"):
+        validation_split(np.zeros((10, 2)), np.zeros(9), n_val=2)

@@ -16,6 +16,8 @@ def tiny_mnist(monkeypatch):
         x[i, 2 * c:2 * c + 3, :] = 250
     data = (x[:200], y[:200], x[200:], y[200:])
     monkeypatch.setattr(reproduce, "load_mnist", lambda root=None: data)
+    monkeypatch.setattr(reproduce, "N_VAL", 50)     # of 200 training digits
+    return data
 
 
 def test_run_writes_results_and_resumes(tmp_path, tiny_mnist):
@@ -50,6 +52,9 @@ def test_cli_and_unknown_config(tmp_path, tiny_mnist, capsys):
     assert reproduce.main(["--config", "best", "--seed", "2", "--epochs", "1", "--quiet",
                            "--out", str(tmp_path), "--rule", "seed"]) == 0
     assert "best rule=seed seed=2: test accuracy" in capsys.readouterr().out
+    assert reproduce.main(["--config", "mlp", "--epochs", "1", "--quiet", "--no-test",
+                           "--out", str(tmp_path)]) == 0
+    assert "test set not scored" in capsys.readouterr().out
     assert (tmp_path / "best-seed-seed2.json").exists()
     assert SNN.load(tmp_path / "best-seed-seed2.weights.npz").sizes == [784, 800, 10]
     with pytest.raises(ValueError, match="unknown configuration 'fast'"):
@@ -61,3 +66,67 @@ def test_paper_configs_are_the_papers_settings():
         cfg = reproduce.CONFIGS[f"paper-{name}"]
         assert (cfg["tau"], cfg["v_th"], cfg["T"], cfg["a"], cfg["init"]) == (0.1, 1.5, 30, 1.0, "paper")
         assert cfg["surrogate"] == name
+
+
+def test_validation_protocol_end_to_end(tmp_path, tiny_mnist, monkeypatch):
+    """mlp: trains on the training digits minus the held-out ones, scores validation every
+    epoch, and the test set exactly once, after the last epoch (over T_test)."""
+    from stbp import train
+    x_train, y_train, x_test, y_test = tiny_mnist
+    calls = []
+    real = train.evaluate
+
+    def spy(net, images, labels, T, rng, batch_size=1000):
+        calls.append((len(images), T, np.shares_memory(images, x_test)))
+        return real(net, images, labels, T, rng, batch_size)
+    monkeypatch.setattr(train, "evaluate", spy)
+    monkeypatch.setattr(reproduce, "evaluate", spy)
+    fits = []
+    real_fit = reproduce.fit
+    monkeypatch.setattr(reproduce, "fit", lambda *a, **k: fits.append((a, k)) or real_fit(*a, **k))
+    r = reproduce.run("mlp", seed=0, out=tmp_path, epochs=2, progress=False)
+    assert calls == [(50, 8, False), (50, 8, False), (100, 8, True)]
+    (net, opt, train_set, test_set), kw = fits[0]
+    assert test_set is None and len(train_set[0]) == 150 and len(kw["val"][0]) == 50
+    saved = json.loads((tmp_path / "mlp-exact-seed0.json").read_text())
+    assert saved == json.loads(json.dumps(r))
+    h = saved["history"]
+    assert h["epoch"] == [1, 2] and h["test_acc"] == [None, None]
+    assert len(h["val_acc"]) == 2 and saved["final_val_acc"] == h["val_acc"][-1]
+    assert saved["final_val_acc"] > 0.5 and saved["final_test_acc"] > 0.5
+    assert saved["test_scored"] is True and saved["protocol"] == "validation"
+    assert saved["split"] == {"n_val": 50, "seed": reproduce.VAL_SEED}
+    assert "chosen" in saved["choices"] and "choices" not in saved["settings"]
+    assert saved["backend"] == "numpy" and saved["fused"] is False
+    assert {"platform", "cpus", "numpy", "backend"} <= set(saved["machine"])
+
+
+def test_selection_run_never_touches_the_test_set(tmp_path, tiny_mnist, monkeypatch):
+    from stbp import train
+    x_test = tiny_mnist[2]
+    seen = []
+    real = train.evaluate
+
+    def spy(net, images, labels, T, rng, batch_size=1000):
+        seen.append(np.shares_memory(images, x_test) or len(images) == len(x_test))
+        return real(net, images, labels, T, rng, batch_size)
+    monkeypatch.setattr(train, "evaluate", spy)
+    monkeypatch.setattr(reproduce, "evaluate", spy)
+    r = reproduce.run("mlp", seed=1, out=tmp_path, epochs=2, progress=False, test=False)
+    assert seen == [False, False]                  # validation twice, the test set never
+    assert r["test_scored"] is False and r["final_test_acc"] is None
+    assert r["history"]["test_acc"] == [None, None] and len(r["history"]["val_acc"]) == 2
+    # --no-test is for the validation protocol only: the legacy runs score test every epoch
+    with pytest.raises(ValueError, match="no-test.*'nearest'"):
+        reproduce.run("nearest", out=tmp_path, epochs=1, progress=False, test=False)
+
+
+def test_mlp_configs_are_the_requested_settings():
+    mlp, long = reproduce.CONFIGS["mlp"], reproduce.CONFIGS["mlp-long"]
+    assert mlp["protocol"] == long["protocol"] == "validation"
+    expect = dict(tau=0.2, v_th=0.5, T=8, T_test=8, surrogate="rectangular", a=1.0,
+                  init="fan_in", lr=1e-3, batch_size=100, shift=0)
+    assert {k: mlp[k] for k in expect} == expect == {k: long[k] for k in expect}
+    assert (mlp["epochs"], mlp["decay_every"]) == (30, 10)
+    assert (long["epochs"], long["decay_every"]) == (50, 20)
+    assert all("protocol" not in reproduce.CONFIGS[c] for c in ("nearest", "best", "paper-sigmoid"))

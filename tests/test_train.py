@@ -191,8 +191,31 @@ def test_prepare_and_evaluate():
 
 def test_history_round_trip():
     h = History(epoch=[1], loss=[0.5], train_acc=[0.8], test_acc=[0.7], rates=[[0.1, 0.2]],
-                lr=[1e-3], time=[1.0])
+                lr=[1e-3], time=[1.0], val_acc=[0.75])
     assert History.from_dict(json.loads(json.dumps(h.to_dict()))) == h
+
+
+def test_history_from_results_saved_before_validation():
+    old = dict(epoch=[1, 2], loss=[0.5, 0.4], train_acc=[0.8, 0.9], test_acc=[0.7, 0.8],
+               rates=[[0.1, 0.2]] * 2, lr=[1e-3] * 2, time=[1.0, 1.0])
+    h = History.from_dict(old)
+    assert h.val_acc == [None, None] and h.test_acc == [0.7, 0.8]
+
+
+def test_validation_set_is_scored_every_epoch_on_its_own_generator():
+    """val= is scored after each epoch over T_test steps with a fresh eval_rng(seed); it does
+    not change training, and a run without test= records None for the test set."""
+    x, y = toy_data()
+    net0, opt0 = make()
+    h0 = fit(net0, opt0, (x[:80], y[:80]), epochs=2, T=5, batch_size=20, seed=4, progress=False)
+    net, opt = make()
+    h = fit(net, opt, (x[:80], y[:80]), val=(x[80:], y[80:]), epochs=2, T=5, batch_size=20,
+            seed=4, progress=False, T_test=7)
+    assert h.loss == h0.loss                            # scoring leaves training alone
+    assert h.test_acc == [None, None] and h0.val_acc == [None, None]
+    assert len(h.val_acc) == 2 and all(0 <= a <= 1 for a in h.val_acc)
+    assert h.val_acc[-1] == evaluate(net, x[80:], y[80:], 7, eval_rng(4))
+    assert h.val_acc[-1] >= 0.75                        # the toy task is learnt
 
 
 def test_random_shift_moves_each_image_within_bounds():

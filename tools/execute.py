@@ -19,6 +19,8 @@ def execute(path: Path, timeout: int = 1800) -> None:
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:      # wall-clock stamps: they change on every run and say nothing
+        cell.metadata.pop("execution", None)
     nbformat.write(nb, path)
     print(f"{path}: executed in {time.perf_counter() - start:.1f} s")
 
