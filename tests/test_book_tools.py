@@ -1,7 +1,9 @@
 """The helpers around the book: docstring escaping for the API page, the execution status
 page's readers, the bibliography and citation files, and the space-time figure."""
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,21 +44,33 @@ def test_escaped_docstrings_parse_without_warnings():
         assert "|" in html and "problematic" not in html
 
 
-def test_notebook_run_reads_the_cell_timestamps(tmp_path):
+def test_notebook_info_counts_code_cells_and_outputs(tmp_path):
     cells = [{"cell_type": "markdown", "source": "x", "metadata": {}},
-             {"cell_type": "code", "source": "1", "metadata": {"execution": {
-                 "iopub.execute_input": "2026-01-02T03:04:05.000000Z",
-                 "shell.execute_reply": "2026-01-02T03:04:06.500000Z"}}},
-             {"cell_type": "code", "source": "2", "metadata": {"execution": {
-                 "iopub.execute_input": "2026-01-02T03:04:06.600000Z",
-                 "shell.execute_reply": "2026-01-02T03:04:09.000000Z"}}},
-             {"cell_type": "code", "source": "3", "metadata": {}}]
+             {"cell_type": "code", "source": "1", "metadata": {}, "outputs": [
+                 {"output_type": "stream", "name": "stdout", "text": "1"}]},
+             {"cell_type": "code", "source": "x = 2", "metadata": {}, "outputs": []}]
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps({"cells": cells, "metadata": {
         "language_info": {"version": "3.11.7"}}}))
-    run = stbp_status.notebook_run(path)
-    assert (run["cells"], run["executed"], run["python"]) == (3, 2, "3.11.7")
-    assert (run["end"] - run["start"]).total_seconds() == pytest.approx(4.0)
+    assert stbp_status.notebook_info(path) == {"cells": 2, "with_output": 1,
+                                               "python": "3.11.7"}
+
+
+def test_git_state_gives_the_commit_date_and_local_changes(tmp_path):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    path = tmp_path / "nb.ipynb"
+    path.write_text("{}")
+    subprocess.run(git + ["add", "nb.ipynb"], cwd=tmp_path, check=True)
+    env = dict(os.environ, GIT_COMMITTER_DATE="2026-01-02T03:04:05+00:00")
+    subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=tmp_path, check=True, env=env)
+    when, dirty = stbp_status.git_state(path)
+    assert (when.year, when.month, when.hour, dirty) == (2026, 1, 3, False)
+    path.write_text("{ }")
+    assert stbp_status.git_state(path)[1] is True
+    other = tmp_path / "untracked.ipynb"
+    other.write_text("{}")
+    assert stbp_status.git_state(other) == (None, None)
 
 
 def test_read_report_counts_cells_per_notebook(tmp_path):

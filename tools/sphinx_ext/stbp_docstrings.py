@@ -9,15 +9,20 @@ the ``stbp`` package, this escapes ``|`` and ``*`` in its prose, so both read as
 characters they are.  Left alone: ````literal```` spans, roles such as
 ``:func:`name```, literal blocks (after a line ending in ``::``) and ``* `` bullets.
 
+The build warns (and so, under ``-W``, fails) when a public module of the package has no
+``automodule`` on the API page, so that a new module cannot be left out of it.
+
 Module constants are shown with their value (``RULES = ('exact', 'seed')``) unless its
 repr is longer than ``MAX_VALUE`` characters: a kernel's source code or a module such as
 ``backend.xp`` (whose repr is a path on the build machine) is shown by name only.
 """
 from __future__ import annotations
 
+import pkgutil
 import re
 
 from sphinx.ext.autodoc import DataDocumenter
+from sphinx.util import logging
 from sphinx.util.inspect import object_description
 
 #: Longest repr of a module constant that the API page shows as its value.
@@ -73,8 +78,26 @@ class ShortValueDataDocumenter(DataDocumenter):
             return True
 
 
+logger = logging.getLogger(__name__)
+
+
+def public_modules():
+    """``stbp`` and its modules and subpackages whose names do not start with _."""
+    import stbp
+    return {"stbp"} | {f"stbp.{m.name}" for m in pkgutil.iter_modules(stbp.__path__)
+                       if not m.name.startswith("_")}
+
+
+def check_api_coverage(app, env):
+    documented = set(env.get_domain("py").modules)
+    for name in sorted(public_modules() - documented):
+        logger.warning(f"module {name} has no section on the API page (book/api.md): "
+                       f"add one with '.. automodule:: {name}'", type="stbp", subtype="api")
+
+
 def setup(app):
     app.setup_extension("sphinx.ext.autodoc")
     app.add_autodocumenter(ShortValueDataDocumenter, override=True)
     app.connect("autodoc-process-docstring", process_docstring)
+    app.connect("env-check-consistency", check_api_coverage)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

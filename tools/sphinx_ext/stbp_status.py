@@ -7,11 +7,13 @@ notebooks that the build itself executed, so under "off" it would be an empty ta
 The directive ``{execution-status}`` says instead what was executed, when, and whether
 it was checked:
 
-* for every chapter, when its committed outputs were produced and how long the run
-  took (the per-cell timestamps that nbclient records in the notebook), how many code
-  cells it has, and the kernel's Python version;
-* the result of the last nbval run, read from the JUnit report that ``make test``
-  writes (``_build/test-report.xml``), with a warning when a chapter changed after it;
+* for every chapter, when its outputs were committed (the date of the last git commit
+  that touched the notebook, and whether it has changed since; ``tools/execute.py``
+  strips nbclient's per-cell timestamps, which would change on every run), how many
+  code cells it has, and the kernel's Python version;
+* the result of the last nbval run, per chapter and with its run time, read from the
+  JUnit report that ``make test`` writes (``_build/test-report.xml``), with a warning
+  when a chapter changed after it;
 * the packages and the array backend of the environment that built the page.
 
 When the build does execute notebooks (``execute_notebooks`` other than "off"), the
@@ -23,6 +25,7 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
 import xml.etree.ElementTree as ET
 from importlib import metadata
 from pathlib import Path
@@ -49,18 +52,29 @@ def _utc(when):
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def notebook_run(path):
-    """When the committed outputs of a notebook were produced: a dict with ``start`` and
-    ``end`` (datetimes, None when no cell carries timestamps), ``cells`` (code cells),
-    ``executed`` (code cells with timestamps) and ``python`` (the kernel's version)."""
+def notebook_info(path):
+    """A notebook's ``cells`` (code cells), ``with_output`` (code cells that have stored
+    outputs) and ``python`` (the kernel's version recorded in its metadata)."""
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
     code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
-    times = [c.get("metadata", {}).get("execution", {}) for c in code]
-    starts = [_stamp(t["iopub.execute_input"]) for t in times if "iopub.execute_input" in t]
-    ends = [_stamp(t["shell.execute_reply"]) for t in times if "shell.execute_reply" in t]
-    return {"start": min(starts) if starts else None, "end": max(ends) if ends else None,
-            "cells": len(code), "executed": len(starts),
+    return {"cells": len(code), "with_output": sum(1 for c in code if c.get("outputs")),
             "python": nb.get("metadata", {}).get("language_info", {}).get("version", "")}
+
+
+def git_state(path):
+    """(date of the last commit that touched path, whether path differs from it), or
+    (None, None) outside a git checkout."""
+    folder = Path(path).parent
+    try:
+        date = subprocess.run(["git", "log", "-1", "--format=%cI", "--", Path(path).name],
+                              cwd=folder, capture_output=True, text=True, timeout=30)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", Path(path).name],
+                               cwd=folder, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if date.returncode != 0 or not date.stdout.strip():
+        return None, None
+    return _stamp(date.stdout.strip()), bool(dirty.stdout.strip())
 
 
 def read_report(path):
@@ -168,35 +182,38 @@ class ExecutionStatus(SphinxDirective):
         for doc in chapters:
             path = Path(env.doc2path(doc))
             env.note_dependency(str(path))
-            run = notebook_run(path)
+            info = notebook_info(path)
             rel = path.relative_to(root).as_posix()
+            committed, dirty = git_state(path)
+            if committed is None:
+                when_committed = "not in a git checkout"
+            else:
+                when_committed = _utc(committed) + ("; changed since" if dirty else "")
             check = results.get(rel)
             if check is None:
                 verdict = "not in the report"
             else:
                 verdict = (f"{check['passed']} passed, {check['failed']} failed"
                            + (f", {check['skipped']} skipped" if check["skipped"] else "")
-                           + f" ({check['seconds']:.1f} s)")
+                           + f" in {check['seconds']:.1f} s")
                 if when and dt.datetime.fromtimestamp(path.stat().st_mtime,
                                                       dt.timezone.utc) > when:
                     stale.append(rel)
                     verdict += "; changed since"
-            produced = _utc(run["start"]) if run["start"] else "no timestamps"
-            took = (f"{(run['end'] - run['start']).total_seconds():.1f}"
-                    if run["start"] and run["end"] else "-")
             link = addnodes.pending_xref("", nodes.inline(text=doc), refdomain="std",
                                          reftype="doc", reftarget="/" + doc,
                                          refexplicit=False)
-            rows.append([nodes.paragraph("", "", link), produced, took,
-                         f"{run['executed']} of {run['cells']}", run["python"], verdict])
+            rows.append([nodes.paragraph("", "", link), when_committed,
+                         f"{info['with_output']} of {info['cells']}", info["python"],
+                         verdict])
         out.append(nodes.rubric(text="The chapters' committed outputs"))
-        out.append(_table(["chapter", "outputs produced", "run time (s)",
-                           "code cells run", "kernel Python", "nbval"], rows))
+        out.append(_table(["chapter", "last committed", "code cells with output",
+                           "kernel Python", "nbval: cells"], rows))
         if when is None:
             out.append(_para("No nbval report was found (", nodes.literal(text=REPORT),
                              "): this build was not preceded by ",
                              nodes.literal(text="make test"),
-                             ", so the outputs above were rendered as committed, unchecked."))
+                             ", so the outputs were rendered as committed, unchecked."))
         else:
             tests = results.get("tests")
             line = [f"nbval report of {_utc(when)}"]
