@@ -118,3 +118,24 @@ def test_spacetime_figure_marks_the_dropped_path():
     with pytest.raises(ValueError, match="T must be an integer >= 3"):
         draw_spacetime(ax, T=2)
     plt.close(fig)
+
+
+def test_merged_streams_keep_only_what_a_terminal_shows():
+    import stbp_streams
+    frames = [{"output_type": "stream", "name": "stderr", "text": f"\repoch 1: {p:3d}%|bar|"}
+              for p in (0, 50, 100)]
+    outputs = (frames[:2]
+               + [{"output_type": "stream", "name": "stdout", "text": "epoch 1: loss 0.1\n"}]
+               + frames[2:]
+               + [{"output_type": "stream", "name": "stderr", "text": "\r" + " " * 30},
+                  {"output_type": "stream", "name": "stderr", "text": "\r"},
+                  {"output_type": "display_data", "data": {}},
+                  {"output_type": "stream", "name": "stdout", "text": "epoch 2: loss 0.05\n"}])
+    merged = stbp_streams.coalesce_streams(outputs)
+    assert [o["output_type"] for o in merged] == ["stream", "display_data"]
+    assert merged[0] == {"output_type": "stream", "name": "stdout",
+                         "text": "epoch 1: loss 0.1\nepoch 2: loss 0.05\n"}
+    assert outputs[2]["text"] == "epoch 1: loss 0.1\n"          # the notebook is untouched
+    kept = stbp_streams.coalesce_streams(frames)                  # a bar left on screen
+    assert kept[0]["text"] == "epoch 1: 100%|bar|\n"
+    assert stbp_streams.as_terminal("abcdef\rXY\b\bZ") == "ZYcdef"

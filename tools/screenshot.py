@@ -74,9 +74,13 @@ def offline_copy(html_dir, es5):
 
 
 #: Added to every page of the copy: keeps the page's height (after MathJax has typeset
-#: it) in an attribute of <html>, which --dump-dom then shows.
-MEASURE = ("<script>setInterval(function () { document.documentElement.setAttribute("
-           "'data-stbp-height', document.documentElement.scrollHeight); }, 250);</script>")
+#: it), and the offset of the element named by the URL's #anchor, in attributes of <html>,
+#: which --dump-dom then shows.
+MEASURE = ("<script>setInterval(function () { var h = document.documentElement;"
+           " h.setAttribute('data-stbp-height', h.scrollHeight);"
+           " var a = location.hash && document.getElementById(location.hash.slice(1));"
+           " if (a) h.setAttribute('data-stbp-anchor',"
+           " Math.round(a.getBoundingClientRect().top + window.scrollY)); }, 250);</script>")
 
 
 def chromium_run(chromium, args, width, height, wait_ms):
@@ -91,13 +95,14 @@ def chromium_run(chromium, args, width, height, wait_ms):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def page_height(chromium, url, width, wait_ms):
-    """The height of the whole page at this width, in CSS pixels."""
+def measure(chromium, url, width, wait_ms):
+    """(height of the whole page, offset of the URL's #anchor or None), in CSS pixels."""
     dom = chromium_run(chromium, ["--dump-dom", url], width, 1000, wait_ms)
-    found = re.search(r'data-stbp-height="(\d+)"', dom)
-    if not found:
+    height = re.search(r'data-stbp-height="(\d+)"', dom)
+    anchor = re.search(r'data-stbp-anchor="(\d+)"', dom)
+    if not height:
         sys.exit(f"could not measure the height of {url}")
-    return int(found.group(1))
+    return int(height.group(1)), int(anchor.group(1)) if anchor else None
 
 
 def main(argv=None):
@@ -131,16 +136,19 @@ def main(argv=None):
                           + (f"-{anchor}" if anchor else ""))
             png = out / f"{stem}.png"
             url = (site / path).resolve().as_uri() + (f"#{anchor}" if anchor else "")
-            if anchor:
-                chromium_run(chromium, [f"--screenshot={png}", url], args.width, args.tile
-                             or 1000, args.wait)
-                print(png)
-                continue
-            height = min(page_height(chromium, url, args.width, args.wait), args.height)
-            chromium_run(chromium, [f"--screenshot={png}", url], args.width, height, args.wait)
-            written = [png]
+            height, top = measure(chromium, url, args.width, args.wait)
+            if anchor and top is None:
+                sys.exit(f"no element with id {anchor!r} in {path}")
+            height = min(height, args.height)
+            bare = (site / path).resolve().as_uri()
+            chromium_run(chromium, [f"--screenshot={png}", bare], args.width, height, args.wait)
             image = Image.open(png)
-            if args.tile and image.height > args.tile:
+            written = [png]
+            if anchor:                       # one window from just above the anchor
+                top = max(0, top - 20)
+                image.crop((0, top, image.width, min(image.height, top + (args.tile or 1000)))
+                           ).save(png)
+            elif args.tile and image.height > args.tile:
                 for k, top in enumerate(range(0, image.height, args.tile), start=1):
                     tile = out / f"{stem}-{k}.png"
                     image.crop((0, top, image.width, min(image.height, top + args.tile))
