@@ -35,6 +35,7 @@ from stbp import backend, checkpoint, surrogates
 from stbp.backward import RULES
 from stbp.data import VAL_SEED, load_mnist, validation_split
 from stbp.network import SNN
+from stbp.neuron import CARRIES
 from stbp.optim import Adam, step_decay
 from stbp.train import eval_rng, evaluate, fit, parameters
 
@@ -62,6 +63,10 @@ CONFIGS = {
     # the held-out protocol: 'nearest' trained on 50,000 digits, validated on 10,000
     "mlp": MLP,
     "mlp-long": dict(MLP, epochs=50, decay_every=20),
+    # the paper's rectangular setting with a wider window (chapter 5): a > 3 lets the
+    # window |u - V_th| < a/2 reach the silent output layer's potentials near 0
+    **{f"paper-rectangular-a{a}": dict(PAPER, surrogate="rectangular", a=float(a),
+                                       protocol="validation") for a in (3, 4)},
 }
 #: One line per configuration, for --help.
 ABOUT = {
@@ -74,6 +79,9 @@ ABOUT = {
     "mlp": "held-out protocol: 'nearest' trained on 50,000 digits, validated on 10,000 every "
            "epoch, test scored once at the end",
     "mlp-long": "'mlp' over 50 epochs, learning rate x0.1 every 20",
+    **{f"paper-rectangular-a{a}": f"the paper's settings with the rectangular surrogate of "
+                                  f"width {a} instead of 1, held-out protocol, 3 epochs"
+       for a in (3, 4)},
 }
 
 
@@ -127,8 +135,11 @@ def _write_json(path, results):
 
 
 def run(config, seed=0, rule="exact", out="results", epochs=None, data=None, progress=True,
-        test=True):
+        test=True, carry="exp"):
     """Train 784-800-10 on MNIST with CONFIGS[config]; write and return the results dict.
+
+    carry: the carry function of chapter 1 ("exp", the seed's, or "linear"); runs with
+    the linear carry are written under <config>-<rule>-linear-seed<seed>.
 
     test=False (only for protocol="validation"): a selection run, which never scores the
     test set; its results say test_scored False and final_test_acc None.
@@ -143,10 +154,14 @@ def run(config, seed=0, rule="exact", out="results", epochs=None, data=None, pro
         raise ValueError(f"test=False (--no-test) needs a configuration with "
                          f"protocol='validation'; {config!r} scores the test set every epoch")
     _writable(out)
-    stem = os.path.join(out, f"{config}-{rule}-seed{seed}")
+    if carry not in CARRIES:
+        raise ValueError(f"carry must be one of {list(CARRIES)}; got carry = {carry!r}")
+    if carry != "exp":
+        cfg["carry"] = carry                      # part of the run's tag and settings
+    stem = os.path.join(out, f"{config}-{rule}{'' if carry == 'exp' else '-' + carry}-seed{seed}")
     x_train, y_train, x_test, y_test = load_mnist(data)     # before the first epoch
     net = SNN([784, 800, 10], tau=cfg["tau"], v_th=cfg["v_th"], seed=seed, init=cfg["init"],
-              surrogate=surrogates.CURVES[cfg["surrogate"]](cfg["a"]))
+              surrogate=surrogates.CURVES[cfg["surrogate"]](cfg["a"]), carry=carry)
     opt = Adam(parameters(net), lr=cfg["lr"])
     every = cfg["decay_every"]
     schedule = None if every is None else (lambda e: step_decay(cfg["lr"], e, every=every))
@@ -212,6 +227,8 @@ def main(argv=None):
                         help="one or more seeds (non-negative integers), one run each")
     parser.add_argument("--rule", default="exact", choices=list(RULES),
                         help="the gradient rule (chapter 3)")
+    parser.add_argument("--carry", default="exp", choices=list(CARRIES),
+                        help="the carry function f (chapter 1): the seed's 'exp' or 'linear'")
     parser.add_argument("--epochs", type=_count(1), default=None,
                         help="override the configuration's epochs (a positive integer)")
     parser.add_argument("--out", default="results", help="folder for results and checkpoints")
@@ -225,7 +242,7 @@ def main(argv=None):
     for seed in args.seed:
         try:
             r = run(args.config, seed, args.rule, args.out, args.epochs, args.data,
-                    not args.quiet, test=not args.no_test)
+                    not args.quiet, test=not args.no_test, carry=args.carry)
         except (ValueError, TypeError, FileNotFoundError) as exc:
             parser.exit(1, f"{parser.prog}: error: {exc}\n")
         val = r.get("final_val_acc")
