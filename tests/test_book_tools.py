@@ -139,3 +139,13 @@ def test_merged_streams_keep_only_what_a_terminal_shows():
     kept = stbp_streams.coalesce_streams(frames)                  # a bar left on screen
     assert kept[0]["text"] == "epoch 1: 100%|bar|\n"
     assert stbp_streams.as_terminal("abcdef\rXY\b\bZ") == "ZYcdef"
+
+
+def test_api_page_gets_a_section_for_every_module_it_does_not_name():
+    modules = stbp_docstrings.public_modules()
+    assert {"stbp", "stbp.network", "stbp.backward"} <= set(modules)
+    assert not any(part.startswith("_") for m in modules for part in m.split("."))
+    page = (ROOT / "book" / "api.md").read_text()
+    assert stbp_docstrings.missing_sections(page, modules) == ""   # all named by hand
+    added = stbp_docstrings.missing_sections(".. automodule:: stbp.a\n", ["stbp.a", "stbp.b"])
+    assert added == "\n## `stbp.b`\n\n```{eval-rst}\n.. automodule:: stbp.b\n   :members:\n```\n"
