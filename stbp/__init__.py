@@ -1,7 +1,8 @@
 """stbp: spatio-temporal backpropagation (Wu et al. 2018) for spiking neural networks.
 
 The modules are generated from the chapters of the book in ``book/`` (see the header of
-each file); ``backend``, ``data``, ``bench``, ``kernels`` and ``reproduce`` are hand-written.
+each file); ``backend``, ``bench``, ``checkpoint``, ``checks``, ``data``, ``kernels`` and
+``reproduce`` are hand-written.
 """
 __version__ = "0.1.0"
 

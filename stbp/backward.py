@@ -11,7 +11,7 @@ RULES = ("exact", "seed", "detached")
 
 
 def output_delta(Y, rate, T):
-    """Case 1: Delta^{T,N} = -(1/(T S)) (Y - (1/T) sum_t O^{t,N}), shape (S, l(N))."""
+    """Case 1: Delta^{T,N} = -(1/(T B)) (Y - (1/T) sum_t O^{t,N}), shape (B, l(N))."""
     return -(Y - rate) / (T * Y.shape[0])
 
 
@@ -39,10 +39,10 @@ def temporal_delta_seed(D_next, U_t, G_next, dF_t):
 
 # --- book/03_backprop.ipynb, cell 7 ---
 def layer_backward_seed(spatial, U, G, F, dF):
-    """Delta and E of one layer by the seed's cases 1-4, looping t = T..1.
+    """Delta and E of one layer by the equations sheet's cases 1-4, looping t = T..1.
 
-    spatial: the spatial term of Delta for every t, (T, S, l); U: potentials; G = g'(U);
-    F = f(O); dF = f'(O). Returns D = Delta and E, each (T, S, l).
+    spatial: the spatial term of Delta for every t, (T, B, l); U: potentials; G = g'(U);
+    F = f(O); dF = f'(O). Returns D = Delta and E, each (T, B, l).
     """
     T = U.shape[0]
     D, E = backend.xp.empty_like(U), backend.xp.empty_like(U)
@@ -57,9 +57,9 @@ def layer_backward_seed(spatial, U, G, F, dF):
 # --- book/03_backprop.ipynb, cell 9 ---
 def weight_grads(E, O_below):
     """Case 5: dL/dW^n = sum_t E^{t,n} (O^{t,n-1})^T and dL/db^n = sum_t E^{t,n} (summed over the batch)."""
-    T, S, m = E.shape
-    E2 = E.reshape(T * S, m)
-    O2 = O_below.reshape(T * S, -1).astype(E.dtype, copy=False)   # stored spikes may be bool
+    T, B, m = E.shape
+    E2 = E.reshape(T * B, m)
+    O2 = O_below.reshape(T * B, -1).astype(E.dtype, copy=False)   # stored spikes may be bool
     return E2.T @ O2, E2.sum(axis=0)
 
 
@@ -104,7 +104,7 @@ def carry_factors(O, tau, binary, dtype, carry="exp"):
 
 def layer_backward(spatial, U, O, net, rule, keep=False):
     """(E, P, D) of one layer: P is what the layer below's spatial term multiplies by W
-    (E for the exact and detached rules, Delta * g'(U) for the seed's); D = Delta when
+    (E for the exact and detached rules, Delta * g'(U) for the sheet's); D = Delta when
     keep=True (then the array code runs), else None unless the seed's rule made it."""
     fused = None if keep else backend.fused_for(net.surrogate)
     if fused is not None:                  # the recurrence in one kernel (chapter 7)
@@ -127,19 +127,20 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     """[(dL/dW^n, dL/db^n) for n = 1..N] of net.loss(trace, targets), shaped like W and b.
 
     rule="exact": the chain rule on the forward graph (what autograd computes);
-    rule="seed": the seed's cases 1-5 as written; rule="detached": the chain rule with
+    rule="seed": the equations sheet's cases 1-5 as written; rule="detached": the chain rule with
     the reset path cut (f(O) held constant).
     With keep=True, also return a list of dicts {"D", "E", "spatial"} per layer.
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    net.check_trace(trace)          # made by this network, on this backend, finite
     rate = trace.o[-1].mean(axis=0, dtype=net.dtype)
     Y = net._check("targets", targets, rate.shape)
     T = trace.o[0].shape[0]
     N = len(net.W)
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, T), trace.o[-1].shape)
     grads, kept = [None] * N, [None] * N
-    for n in range(N - 1, -1, -1):             # layer n+1 of the seed, W[n] = W^{n+1}
+    for n in range(N - 1, -1, -1):             # layer n+1 of the sheet, W[n] = W^{n+1}
         E, P, D = layer_backward(spatial, trace.u[n], trace.o[n + 1], net, rule, keep)
         grads[n] = weight_grads(E, trace.o[n])
         if keep:

@@ -162,7 +162,7 @@ def conv_forward(net, spikes):
         U, O = layer_forward(X, b, net.tau, net.v_th, net.surrogate, net.carry)
         u.append(U)
         o.append(O.astype(bool) if net.surrogate.binary else O)
-    return Trace(u=u, o=o)
+    return Trace(u=u, o=o, made_by=net.settings())
 
 
 # --- book/08_convolution.ipynb, cell 14 ---

@@ -8,7 +8,11 @@ holds the files); else ``$STBP_DATA/mnist`` if ``STBP_DATA`` is set; else the us
 ``$XDG_CACHE_HOME/stbp/mnist`` or ``~/.cache/stbp/mnist``.  Each file may be gzipped
 (``NAME.gz``, preferred) or raw (``NAME``).  A missing file is downloaded (``download=True``)
 from public mirrors and written atomically; if that is impossible a ``FileNotFoundError``
-says which file is missing, where it was looked for and how to supply it.
+says which file is missing, where it was looked for and how to supply it.  Each download
+has an overall deadline (``timeout`` seconds per file and mirror; default
+``$STBP_DOWNLOAD_TIMEOUT`` or 120 s), so a mirror that trickles bytes cannot hold it
+forever.  A directory standing where a data file should be is an error, not a reason to
+download.
 
 With ``verify=True`` the SHA-256 of each decompressed file is compared with the known
 value.  ``read_idx`` checks the IDX header and that the payload has exactly the declared
@@ -27,10 +31,13 @@ import hashlib
 import os
 import pathlib
 import tempfile
+import time
 import urllib.request
 import zlib
 
 import numpy as np
+
+from stbp import checks
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -45,6 +52,8 @@ SHA256 = {
 }
 #: Seed of the validation split: fixed, and independent of any training run's seed.
 VAL_SEED = 20180910
+#: Default overall deadline of one file's download from one mirror, in seconds.
+DOWNLOAD_TIMEOUT = 120.0
 _ADVICE = "delete it and call load_mnist() again to re-download it, or replace it with a good copy"
 
 
@@ -58,18 +67,47 @@ def mnist_dir(root=None) -> pathlib.Path:
     return pathlib.Path(cache).expanduser() / "stbp" / "mnist"
 
 
-def _fetch(url: str) -> bytes:
-    """The only network access in this module (replaced in tests)."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read()
+def download_timeout(timeout=None) -> float:
+    """The download deadline in seconds: ``timeout`` if given, else ``$STBP_DOWNLOAD_TIMEOUT``,
+    else ``DOWNLOAD_TIMEOUT``; a positive finite number."""
+    source = "timeout"
+    if timeout is None:
+        text = os.environ.get("STBP_DOWNLOAD_TIMEOUT", "").strip()
+        if not text:
+            return DOWNLOAD_TIMEOUT
+        source = "STBP_DOWNLOAD_TIMEOUT"
+        try:
+            timeout = float(text)
+        except ValueError:
+            raise ValueError(f"STBP_DOWNLOAD_TIMEOUT must be a number of seconds; got {text!r}") from None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise ValueError(f"{source} must be a positive number of seconds; got {timeout!r}")
+    return float(timeout)
 
 
-def _download(name: str, d: pathlib.Path) -> list:
+def _fetch(url: str, timeout: float) -> bytes:
+    """The only network access in this module (replaced in tests): the whole body of url,
+    or TimeoutError once ``timeout`` seconds have passed in all."""
+    deadline = time.monotonic() + timeout
+    chunks = []
+    with urllib.request.urlopen(url, timeout=min(30.0, timeout)) as response:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"download of {url} took longer than {timeout:g} s "
+                                   f"(set STBP_DOWNLOAD_TIMEOUT or timeout= to allow more)")
+            chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def _download(name: str, d: pathlib.Path, timeout: float) -> list:
     """Fetch ``name.gz`` into ``d`` atomically; return the list of errors (empty on success)."""
     errors = []
     for mirror in MIRRORS:
         try:
-            payload = _fetch(mirror + name + ".gz")
+            payload = _fetch(mirror + name + ".gz", timeout)
             d.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=d, prefix=name + ".", suffix=".part")
             try:
@@ -85,13 +123,16 @@ def _download(name: str, d: pathlib.Path) -> list:
     return errors
 
 
-def _locate(name: str, d: pathlib.Path, download: bool) -> pathlib.Path:
+def _locate(name: str, d: pathlib.Path, download: bool, timeout: float) -> pathlib.Path:
     for candidate in (d / (name + ".gz"), d / name):
         if candidate.is_file():
             return candidate
+        if candidate.is_dir():
+            raise ValueError(f"{candidate} is a directory, where the MNIST file {candidate.name} "
+                             f"should be; remove or rename it (nothing was downloaded)")
     why = "download=False"
     if download:
-        errors = _download(name, d)
+        errors = _download(name, d, timeout)
         if not errors:
             return d / (name + ".gz")
         why = "download failed: " + "; ".join(errors)
@@ -141,10 +182,14 @@ def read_idx(path) -> np.ndarray:
     return _parse_idx(_read_bytes(path), path.name)
 
 
-def load_mnist(root=None, *, download=True, verify=True):
-    """Return ``(x_train, y_train, x_test, y_test)``; see the module docstring."""
+def load_mnist(root=None, *, download=True, verify=True, timeout=None):
+    """Return ``(x_train, y_train, x_test, y_test)``; see the module docstring.
+    timeout: overall deadline of each download in seconds (see ``download_timeout``)."""
     d = mnist_dir(root)
-    paths = {name: _locate(name, d, download) for name in SHA256}
+    if d.exists() and not d.is_dir():
+        raise ValueError(f"the MNIST folder {d} is a file, not a directory")
+    timeout = download_timeout(timeout)
+    paths = {name: _locate(name, d, download, timeout) for name in SHA256}
     arrays = {}
     for name, path in paths.items():
         buf = _read_bytes(path)
@@ -179,10 +224,10 @@ def validation_split(x, y, n_val=10_000, seed=VAL_SEED):
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x and y must have the same length; got {n} images and {len(y)} labels")
-    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 1 <= n_val <= n - 1:
-        raise ValueError(f"n_val must be an integer in 1..{n - 1} (len(x) - 1); got n_val = {n_val!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got seed = {seed!r}")
+    n_val, seed = checks.positive_int("n_val", n_val), checks.integer("seed", seed, 0)
+    if n_val > n - 1:
+        raise ValueError(f"n_val must leave at least one training sample: at most {n - 1} "
+                         f"(len(x) - 1); got n_val = {n_val}")
     held = np.zeros(n, dtype=bool)
-    held[np.random.default_rng(int(seed)).permutation(n)[:int(n_val)]] = True
+    held[np.random.default_rng(seed).permutation(n)[:n_val]] = True
     return (x[~held], y[~held]), (x[held], y[held])

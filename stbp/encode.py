@@ -4,7 +4,9 @@
 
 
 # --- book/02_network.ipynb, cell 1 ---
-from stbp import backend
+import numbers
+
+from stbp import backend, checks
 
 
 def bernoulli(x, T, rng=None, dtype="float32"):
@@ -14,16 +16,20 @@ def bernoulli(x, T, rng=None, dtype="float32"):
     seed; the same seed gives the same spikes.
     """
     xp = backend.xp
+    T = checks.positive_int("T", T)
     x = backend.asarray(x)
     if not xp.issubdtype(x.dtype, xp.number) or xp.iscomplexobj(x):
         raise ValueError(f"x must be real numbers in [0, 1], got dtype {x.dtype}")
+    if x.dtype.kind == "f" and bool(xp.isnan(x).any()):
+        raise ValueError("x contains NaN; expected intensities in [0, 1]")
     if x.size and not bool(xp.all((x >= 0) & (x <= 1))):
         raise ValueError("x must lie in [0, 1] (scale uint8 images by 1/255 first); "
-                         f"got values in [{float(xp.nanmin(x))}, {float(xp.nanmax(x))}]")
-    if int(T) != T or T < 1:
-        raise ValueError(f"T must be a positive integer, got T = {T}")
-    if rng is None or isinstance(rng, int):
-        rng = backend.default_rng(rng)
+                         f"got values in [{float(x.min())}, {float(x.max())}]")
+    if rng is None or isinstance(rng, numbers.Integral):
+        rng = backend.default_rng(checks.seed(rng, "rng"))
+    elif not callable(getattr(rng, "random", None)):
+        raise TypeError(f"rng must be a generator (backend.default_rng(seed)) or a seed; "
+                        f"got rng = {rng!r}")
     R = rng.random((int(T),) + x.shape, dtype=xp.float32)
     fused = backend.fused_op("bernoulli")
     if fused is not None:                  # compare and cast in one pass (chapter 7)

@@ -6,18 +6,21 @@
 # --- book/02_network.ipynb, cell 5 ---
 from dataclasses import dataclass
 
-from stbp import backend
+from stbp import backend, checks
 from stbp import init as inits
 from stbp.neuron import CARRIES, f01
-from stbp.surrogates import Rectangular
+from stbp.surrogates import Rectangular, Surrogate
 
 
 @dataclass
 class Trace:
     """Everything the forward pass computed: o[n] = O^{.,n} (o[0] is the input) and
-    u[n-1] = U^{.,n}, each of shape (T, B, sizes[n]); 0/1 spikes are stored as bool."""
+    u[n-1] = U^{.,n}, each of shape (T, B, sizes[n]); 0/1 spikes are stored as bool.
+    made_by: the settings of the network that made it (SNN.settings()), which the
+    backward pass checks."""
     u: list
     o: list
+    made_by: dict = None
 
 
 def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
@@ -42,21 +45,25 @@ def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
 
 
 # --- book/02_network.ipynb, cell 7 ---
-def _positive(name, value):
-    value = float(value)
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"{name} must be a positive finite number, got {name} = {value}")
-    return value
+def _surrogate(s):
+    if isinstance(s, type):
+        raise TypeError(f"surrogate must be an instance such as {s.__name__}(1.0), not the "
+                        f"class {s.__name__}")
+    if not isinstance(s, Surrogate):
+        raise TypeError(f"surrogate must be a Surrogate such as Rectangular(1.0) "
+                        f"(stbp.surrogates.CURVES maps names to classes); got {s!r}")
+    return s
 
 
 class SNN:
     """A fully connected spiking network trained by STBP.
 
-    sizes: layer widths [l(0), ..., l(N)]; tau: decay factor f(0); v_th: threshold;
-    surrogate: spike function and its stand-in derivative (default Rectangular(1));
-    dtype: "float32" or "float64"; seed: seeds the weight initialisation;
+    sizes: layer widths [l(0), ..., l(N)] (integers >= 1); tau: decay factor f(0), in
+    (0, 1]; v_th: threshold > 0; surrogate: a Surrogate instance, the spike function and
+    its stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64" (or
+    np.float32, np.float64); seed: None or an integer >= 0, seeds the initialisation;
     init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
-    "exp" (the seed's) or "linear" (chapter 1; same spikes, another f' for the gradient).
+    "exp" (the equations sheet's) or "linear" (chapter 1; same spikes, another f' for the gradient).
     A spec string in the paper's notation instead of sizes, e.g. "28x28-15C5-P2-40C5-P2-300-10",
     builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
     """
@@ -70,23 +77,24 @@ class SNN:
     def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
                  init="paper", carry="exp"):
         xp = backend.xp
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must list at least 2 layer widths, each >= 1; got {sizes}")
-        if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        if init not in inits.SCHEMES:
-            raise ValueError(f"init must be one of {list(inits.SCHEMES)}, got {init!r}")
-        if carry not in CARRIES:
-            raise ValueError(f"carry must be one of {list(CARRIES)}, got {carry!r}")
-        self.carry = carry
-        self.sizes, self.dtype = sizes, xp.dtype(dtype)
-        self.tau, self.v_th = _positive("tau", tau), _positive("v_th", v_th)
-        self.surrogate = Rectangular(1.0) if surrogate is None else surrogate
-        rng = backend.default_rng(seed)
-        scheme = inits.SCHEMES[init]
-        self.W = [scheme((m, n), rng).astype(self.dtype) for n, m in zip(sizes, sizes[1:])]
-        self.b = [xp.zeros(m, dtype=self.dtype) for m in sizes[1:]]
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+            raise ValueError(f"sizes must list at least 2 layer widths; got sizes = {sizes!r}")
+        self.sizes = [checks.positive_int(f"sizes[{k}]", s) for k, s in enumerate(sizes)]
+        self.tau = checks.real("tau", tau, low=0.0, high=1.0)   # (0, 1]: a leak factor
+        self.v_th = checks.positive("v_th", v_th)
+        self.dtype = xp.dtype(checks.dtype_name(dtype))
+        self.carry = checks.choice("carry", carry, CARRIES)
+        scheme = inits.SCHEMES[checks.choice("init", init, inits.SCHEMES)]
+        self.surrogate = Rectangular(1.0) if surrogate is None else _surrogate(surrogate)
+        rng = backend.default_rng(checks.seed(seed))
+        self.W = [scheme((m, n), rng).astype(self.dtype) for n, m in zip(self.sizes, self.sizes[1:])]
+        self.b = [xp.zeros(m, dtype=self.dtype) for m in self.sizes[1:]]
+
+    def settings(self):
+        """What a Trace records of the network that made it."""
+        return {"sizes": list(self.sizes), "tau": self.tau, "v_th": self.v_th,
+                "surrogate": (type(self.surrogate).__name__, self.surrogate.a),
+                "carry": self.carry, "dtype": self.dtype.name}
 
     def _check(self, name, a, shape):
         """Return a as a backend array of the model dtype, or raise ValueError naming it."""
@@ -102,20 +110,47 @@ class SNN:
             raise ValueError(f"{name} contains NaN or infinite values")
         return a
 
+    def _check_arrays(self):
+        for k, (W, b) in enumerate(zip(self.W, self.b)):
+            checks.on_backend(f"W[{k}]", W), checks.on_backend(f"b[{k}]", b)
+
+    def check_trace(self, trace, finite=True):
+        """Refuse a trace made by a network with other settings, or that holds NaN or
+        infinite values (checked unless finite=False). The carry is recorded but may differ:
+        it chooses which extension of f the backward pass differentiates, and chapter 3
+        compares the choices on one forward pass (on 0/1 spikes all give the same one)."""
+        self._check_arrays()
+        if not isinstance(trace, Trace):
+            raise TypeError(f"trace must be a Trace from SNN.forward; got {type(trace).__name__}")
+        theirs = trace.made_by or {}
+        differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
+                  for k, v in self.settings().items() if theirs.get(k) != v and k != "carry"]
+        if differ:
+            raise ValueError("trace was made by another network: " + "; ".join(differ))
+        for n, U in enumerate(trace.u):
+            checks.on_backend(f"trace.u[{n}]", U)
+            if finite and not bool(backend.xp.isfinite(U).all()):
+                raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
+
     def forward(self, spikes):
         """Run the network on input spikes of shape (T, B, sizes[0]); return a Trace."""
+        self._check_arrays()
         o = [self._check("spikes", spikes, (None, None, self.sizes[0]))]
         T, B, _ = o[0].shape
+        if T == 0 or B == 0:
+            raise ValueError(f"spikes must hold at least 1 time step and 1 sample; got shape "
+                             f"(T, B, n) = {tuple(o[0].shape)}")
         u, below = [], o[0]
         for W, b in zip(self.W, self.b):
             X = (below.reshape(T * B, -1) @ W.T).reshape(T, B, -1)  # X^{t,n} = W^n O^{t,n-1}, all t
             U, below = layer_forward(X, b, self.tau, self.v_th, self.surrogate, self.carry)
             u.append(U)
             o.append(below.astype(bool) if self.surrogate.binary else below)
-        return Trace(u=u, o=o)
+        return Trace(u=u, o=o, made_by=self.settings())
 
     def loss(self, trace, targets):
-        """L = 1/(2S) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets (S, sizes[-1])."""
+        """L = 1/(2B) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets (B, sizes[-1])."""
+        self.check_trace(trace, finite=False)    # the loss reads only the output spikes
         rate = trace.o[-1].mean(axis=0, dtype=self.dtype)
         Y = self._check("targets", targets, rate.shape)
         return float(((Y - rate) ** 2).sum() / (2 * Y.shape[0]))
@@ -128,17 +163,6 @@ class SNN:
         """[(dL/dW^n, dL/db^n)] for every layer; derived and coded in chapter 3."""
         from stbp.backward import gradients
         return gradients(self, trace, targets, rule)
-
-    def save(self, path, optimizer=None, state=None):
-        """Write the network (and optimiser) to a .npz checkpoint; see chapter 5."""
-        from stbp.checkpoint import save
-        save(path, self, optimizer, state)
-
-    @classmethod
-    def load(cls, path):
-        """Read a network from a checkpoint written by save; see chapter 5."""
-        from stbp.checkpoint import load
-        return load(path)["net"]
 
     def __repr__(self):
         return (f"SNN({self.sizes}, tau={self.tau:g}, v_th={self.v_th:g}, "

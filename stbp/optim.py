@@ -31,6 +31,7 @@ class SGD:
         self.v = [backend.asarray(state[f"v{i}"]) for i in range(len(self.params))]
 
 
+# --- book/05_training.ipynb, cell 2 ---
 class Adam:
     """Adam with bias correction (Kingma and Ba 2015), updating the parameters in place."""
 
@@ -77,6 +78,7 @@ class Adam:
         self.s = [backend.asarray(state[f"s{i}"]) for i in range(len(self.params))]
 
 
+# --- book/05_training.ipynb, cell 3 ---
 def step_decay(lr0, epoch, every=40, factor=0.1):
     """Learning rate of epoch (0-based): lr0 * factor ** (epoch // every), as in the authors' code."""
     return lr0 * factor ** (epoch // every)

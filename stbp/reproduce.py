@@ -31,7 +31,7 @@ import time
 import numpy
 
 import stbp
-from stbp import backend, checkpoint, surrogates
+from stbp import backend, checkpoint, checks, surrogates
 from stbp.backward import RULES
 from stbp.data import VAL_SEED, load_mnist, validation_split
 from stbp.network import SNN
@@ -100,9 +100,7 @@ def settings(config, epochs=None):
         raise ValueError(f"unknown configuration {config!r}; choose one of {sorted(CONFIGS)}")
     cfg = {k: v for k, v in CONFIGS[config].items() if k != "choices"}
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, numpy.integer)) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer; got epochs = {epochs!r}")
-        cfg["epochs"] = int(epochs)
+        cfg["epochs"] = checks.positive_int("epochs", epochs)
     return cfg
 
 
@@ -138,24 +136,20 @@ def run(config, seed=0, rule="exact", out="results", epochs=None, data=None, pro
         test=True, carry="exp"):
     """Train 784-800-10 on MNIST with CONFIGS[config]; write and return the results dict.
 
-    carry: the carry function of chapter 1 ("exp", the seed's, or "linear"); runs with
-    the linear carry are written under <config>-<rule>-linear-seed<seed>.
+    carry: the carry function of chapter 1 ("exp", the equations sheet's, or "linear");
+    runs with the linear carry are written under <config>-<rule>-linear-seed<seed>.
 
     test=False (only for protocol="validation"): a selection run, which never scores the
     test set; its results say test_scored False and final_test_acc None.
     """
     cfg = settings(config, epochs)
     validation = cfg.get("protocol") == "validation"
-    if isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got seed = {seed!r}")
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}; got rule = {rule!r}")
+    seed, rule = checks.integer("seed", seed, 0), checks.choice("rule", rule, RULES)
     if not test and not validation:
         raise ValueError(f"test=False (--no-test) needs a configuration with "
                          f"protocol='validation'; {config!r} scores the test set every epoch")
+    checks.choice("carry", carry, CARRIES)
     _writable(out)
-    if carry not in CARRIES:
-        raise ValueError(f"carry must be one of {list(CARRIES)}; got carry = {carry!r}")
     if carry != "exp":
         cfg["carry"] = carry                      # part of the run's tag and settings
     stem = os.path.join(out, f"{config}-{rule}{'' if carry == 'exp' else '-' + carry}-seed{seed}")
@@ -213,7 +207,8 @@ def _count(minimum):
 
 
 def main(argv=None):
-    configs = "\n".join(f"  {name:20s}{ABOUT[name]}" for name in sorted(CONFIGS))
+    width = max(map(len, CONFIGS)) + 2
+    configs = "\n".join(f"  {name:{width}s}{ABOUT[name]}" for name in sorted(CONFIGS))
     parser = argparse.ArgumentParser(
         prog="python -m stbp.reproduce", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train 784-800-10 on MNIST with a named configuration and write "
@@ -228,7 +223,8 @@ def main(argv=None):
     parser.add_argument("--rule", default="exact", choices=list(RULES),
                         help="the gradient rule (chapter 3)")
     parser.add_argument("--carry", default="exp", choices=list(CARRIES),
-                        help="the carry function f (chapter 1): the seed's 'exp' or 'linear'")
+                        help="the carry function f (chapter 1): the equations sheet's 'exp' "
+                             "or 'linear'")
     parser.add_argument("--epochs", type=_count(1), default=None,
                         help="override the configuration's epochs (a positive integer)")
     parser.add_argument("--out", default="results", help="folder for results and checkpoints")

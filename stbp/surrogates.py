@@ -4,7 +4,7 @@
 
 
 # --- book/01_neuron.ipynb, cell 9 ---
-from stbp import backend
+from stbp import backend, checks
 
 
 class Surrogate:
@@ -18,10 +18,7 @@ class Surrogate:
     binary = True
 
     def __init__(self, a=1.0):
-        a = float(a)
-        if not a > 0:
-            raise ValueError(f"surrogate width a must be positive, got a = {a}")
-        self.a = a
+        self.a = checks.positive("a", a, "surrogate width a")
 
     def spike(self, x):
         """g = H(x): 1 where u >= v_th, else 0, in the dtype of x."""

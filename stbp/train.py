@@ -3,14 +3,18 @@
 # and run `python tools/nbexport.py` to regenerate it.
 
 
-# --- book/05_training.ipynb, cell 5 ---
+# --- book/05_training.ipynb, cell 7 ---
+import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
 
 from tqdm import tqdm
 
-from stbp import backend
+from stbp import backend, checks
+from stbp.backward import RULES
+from stbp.checkpoint import load, read_meta, save
 from stbp.encode import bernoulli
 
 
@@ -42,19 +46,31 @@ def parameters(net):
     return [p for Wb in zip(net.W, net.b) for p in Wb]
 
 
+# --- book/05_training.ipynb, cell 8 ---
 def prepare(images, labels=None):
     """uint8 images (N, 28, 28) -> float intensities in [0, 1], shape (N, 784), on the backend."""
     xp = backend.xp
     x = backend.asarray(images)
     if x.ndim < 2 or x.dtype != xp.uint8:
         raise ValueError(f"images must be uint8 of shape (N, H, W); got {x.dtype} {tuple(x.shape)}")
-    x = x.reshape(x.shape[0], -1).astype(xp.float32) / 255.0
+    x = x.reshape(x.shape[0], math.prod(x.shape[1:])).astype(xp.float32) / 255.0
     return x if labels is None else (x, backend.asarray(labels))
 
 
-def evaluate(net, images, labels, T, rng, batch_size=1000):
-    """Test accuracy: the share of samples whose most active output neuron is the label."""
-    x, y = prepare(images, labels)
+def dataset(name, data, net):
+    """(images, labels) -> prepared (x, y), checked against net: at least one image, sizes[0]
+    pixels each, and one integer label in [0, sizes[-1]) per image. name: for messages."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"{name} must be a pair (images, labels); got {type(data).__name__}")
+    x = prepare(data[0])
+    if x.shape[0] == 0 or x.shape[1] != net.sizes[0]:
+        raise ValueError(f"{name} images must be at least one image of {net.sizes[0]} pixels "
+                         f"(the network's inputs); got shape {tuple(backend.asarray(data[0]).shape)}")
+    return x, checks.labels(f"{name} labels", data[1], x.shape[0], net.sizes[-1])
+
+
+def accuracy(net, x, y, T, rng, batch_size=1000):
+    """The share of prepared samples x whose most active output neuron is the label y."""
     correct = 0
     for i in range(0, x.shape[0], batch_size):
         rate = net.predict(bernoulli(x[i:i + batch_size], T, rng, dtype=net.dtype.name))
@@ -62,11 +78,18 @@ def evaluate(net, images, labels, T, rng, batch_size=1000):
     return correct / x.shape[0]
 
 
+def evaluate(net, images, labels, T, rng, batch_size=1000):
+    """Test accuracy: the share of samples whose most active output neuron is the label."""
+    T, batch_size = checks.positive_int("T", T), checks.positive_int("batch_size", batch_size)
+    return accuracy(net, *dataset("evaluate", (images, labels), net), T, rng, batch_size)
+
+
 def eval_rng(seed):
     """The generator that encodes the test set, kept apart from the training generator."""
-    return backend.default_rng(seed + 2**32)
+    return backend.default_rng(checks.integer("seed", seed, 0) + 2**32)
 
 
+# --- book/05_training.ipynb, cell 9 ---
 def random_shift(x, shift, rng, side=28):
     """Translate each image (rows of x, side*side pixels) by its own random offset of
     -shift..shift pixels in each direction, filling with 0; returns a new (B, side*side) array."""
@@ -81,6 +104,7 @@ def random_shift(x, shift, rng, side=28):
     return padded[xp.arange(B)[:, None, None], rows, cols].reshape(B, side * side)
 
 
+# --- book/05_training.ipynb, cell 10 ---
 def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress=True, desc="",
                 shift=0):
     """One pass over (x, y) in random order; returns (mean loss, accuracy, rates per layer).
@@ -113,55 +137,96 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
     return total_loss / seen, correct / seen, [r / seen for r in rates]
 
 
-# --- book/05_training.ipynb, cell 7 ---
+# --- book/05_training.ipynb, cell 12 ---
+def run_signature(net, optimizer, T, T_test, batch_size, rule, seed, shift, sets):
+    """The settings a resumed run must share with the checkpoint it continues (JSON-able):
+    the network's, the optimiser's class, the loop's, and the size of each data set."""
+    run = dict(net.settings(), T=T, T_test=T_test, batch_size=batch_size, rule=rule,
+               seed=seed, shift=shift, optimizer=type(optimizer).__name__,
+               **{f"n_{k}": None if s is None else int(s[0].shape[0]) for k, s in sets.items()})
+    return json.loads(json.dumps(run))            # tuples become lists, as in the file
+
+
+def resume_from(path, net, optimizer, tag, run):
+    """Fill net and optimizer from the checkpoint at path; return (History, generator state).
+    Refused, before anything changes, if another run saved it: another tag, or other
+    settings (run_signature) whatever the tag."""
+    state = read_meta(path)["state"]
+    if not isinstance(state.get("history"), dict) or "rng" not in state:
+        raise ValueError(f"checkpoint {path} holds no training state (history, rng); "
+                         f"it was not written by fit")
+    if state.get("tag") != tag:
+        raise ValueError(f"checkpoint {path} was saved by another run "
+                         f"({state.get('tag')!r}, not {tag!r}); move it away to start afresh")
+    saved = state.get("run")
+    if saved is None and tag is None:
+        raise ValueError(f"checkpoint {path} records neither a tag nor its run's settings "
+                         f"(an older version wrote it); move it away to start afresh")
+    if saved is not None and saved != run:
+        differ = [f"{k} {saved.get(k)!r} (this run: {v!r})" for k, v in run.items()
+                  if saved.get(k) != v]
+        raise ValueError(f"checkpoint {path} was saved by a run with other settings: "
+                         + "; ".join(differ) + "; move it away to start afresh")
+    load(path, net=net, optimizer=optimizer)      # checks the network's settings too
+    return History.from_dict(state["history"]), state["rng"]
+
+
+# --- book/05_training.ipynb, cell 13 ---
+def check_loop(T, T_test, epochs, batch_size, seed, shift, rule, lr_schedule, checkpoint):
+    """fit's settings, checked: (T, T_test, epochs, batch_size, seed, shift), T_test
+    defaulting to T; a checkpoint's folder must exist before the first epoch."""
+    T, epochs, batch_size = (checks.positive_int(k, v) for k, v in
+                             (("T", T), ("epochs", epochs), ("batch_size", batch_size)))
+    T_test = T if T_test is None else checks.positive_int("T_test", T_test)
+    checks.choice("rule", rule, RULES)
+    if lr_schedule is not None and not callable(lr_schedule):
+        raise TypeError(f"lr_schedule must be a function of the epoch; got {lr_schedule!r}")
+    if checkpoint is not None and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
+        raise FileNotFoundError(f"checkpoint {checkpoint}: its folder does not exist")
+    return (T, T_test, epochs, batch_size, checks.integer("seed", seed, 0),
+            checks.integer("shift", shift, 0))
+
+
+# --- book/05_training.ipynb, cell 14 ---
 def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="exact",
         seed=0, lr_schedule=None, checkpoint=None, resume=False, progress=True, shift=0,
         T_test=None, tag=None, val=None):
     """Train net on train = (images, labels); returns the History.
 
-    val = (images, labels): a validation set, scored after every epoch (History.val_acc);
-    test = (images, labels): scored after every epoch too (History.test_acc), for the
-    legacy configurations; a run that selects settings passes test=None. Both are encoded
-    over T_test steps by a fresh eval_rng(seed), never by the training generator.
-
-    lr_schedule(epoch) -> learning rate (default: constant); checkpoint: path of a .npz
-    written after every epoch; resume=True continues from it if it exists; shift: random
-    translation of training images by up to this many pixels (0: none, as in the paper);
-    T_test: time steps of the test encoding (default: T), drawn from eval_rng(seed);
-    tag: a string saved with each checkpoint; resuming from a checkpoint saved under
-    another tag is refused (it belongs to a different run).
+    val, test = (images, labels): scored after every epoch (History.val_acc, test_acc) over
+    T_test steps (default: T) by a fresh eval_rng(seed); a run that selects settings passes
+    test=None. lr_schedule(epoch) -> learning rate; checkpoint: a .npz path written after
+    every epoch; resume=True continues from it if it exists (refused if saved under another
+    tag or other settings); shift: random translation of training images by up to this many
+    pixels (0: none, as in the paper).
     """
-    from stbp.checkpoint import load, save
+    T, T_test, epochs, batch_size, seed, shift = check_loop(
+        T, T_test, epochs, batch_size, seed, shift, rule, lr_schedule, checkpoint)
+    sets = {"train": dataset("train", train, net)}
+    sets.update((k, None if d is None else dataset(k, d, net)) for k, d in (("val", val), ("test", test)))
+    run = run_signature(net, optimizer, T, T_test, batch_size, rule, seed, shift, sets)
     rng = backend.default_rng(seed)
     history, start = History(), 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
-        saved = load(checkpoint)["state"].get("tag")      # checked before touching net
-        if saved != tag:
-            raise ValueError(f"checkpoint {checkpoint} was saved by another run "
-                             f"({saved!r}, not {tag!r}); move it away to start afresh")
-        state = load(checkpoint, net=net, optimizer=optimizer)["state"]
-        history = History.from_dict(state["history"])
-        backend.set_rng_state(rng, state["rng"])
+        history, rng_state = resume_from(checkpoint, net, optimizer, tag, run)
+        backend.set_rng_state(rng, rng_state)
         start = len(history.epoch)
-    x, y = prepare(*train)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         if lr_schedule is not None:
             optimizer.lr = lr_schedule(epoch)
-        loss, acc, rates = train_epoch(net, optimizer, x, y, T, rng, batch_size, rule,
+        loss, acc, rates = train_epoch(net, optimizer, *sets["train"], T, rng, batch_size, rule,
                                        progress, desc=f"epoch {epoch + 1}/{epochs}", shift=shift)
-        val_acc, test_acc = (None if s is None else evaluate(net, *s, T_test or T, eval_rng(seed))
-                             for s in (val, test))
+        val_acc, test_acc = (None if sets[k] is None else
+                             accuracy(net, *sets[k], T_test, eval_rng(seed)) for k in ("val", "test"))
         for key, value in zip(("epoch", "loss", "train_acc", "val_acc", "test_acc", "rates",
-                               "lr", "time"),
-                              (epoch + 1, loss, acc, val_acc, test_acc, rates, optimizer.lr,
-                               time.perf_counter() - t0)):
+                               "lr", "time"), (epoch + 1, loss, acc, val_acc, test_acc, rates,
+                                               optimizer.lr, time.perf_counter() - t0)):
             getattr(history, key).append(value)
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {loss:.4f}, train {acc:.4f}, "
                        f"validation {val_acc}, test {test_acc}, {history.time[-1]:.1f} s")
         if checkpoint is not None:
-            save(checkpoint, net, optimizer,
-                 state={"history": history.to_dict(), "rng": backend.rng_state(rng),
-                        "tag": tag})
+            save(checkpoint, net, optimizer, state={"history": history.to_dict(), "tag": tag,
+                                                    "rng": backend.rng_state(rng), "run": run})
     return history

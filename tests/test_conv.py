@@ -196,7 +196,7 @@ def test_conv_benchmark_reports_the_step_and_its_products():
 
 
 def test_checkpoint_saves_and_restores_a_convolutional_network(tmp_path):
-    from stbp.checkpoint import load
+    from stbp.checkpoint import load, save
     from stbp.optim import Adam
     from stbp.train import parameters
 
@@ -205,8 +205,8 @@ def test_checkpoint_saves_and_restores_a_convolutional_network(tmp_path):
     x = bernoulli(np.random.default_rng(0).random((4, 64)), T=4, rng=1)
     Y = np.eye(4, dtype="float32")[[0, 1, 2, 3]]
     opt.step([g for Wb in net.gradients(net.forward(x), Y) for g in Wb])
-    net.save(tmp_path / "conv.npz", opt, {"epoch": 1})
-    back = SNN.load(tmp_path / "conv.npz")
+    save(tmp_path / "conv.npz", net, opt, {"epoch": 1})
+    back = load(tmp_path / "conv.npz")["net"]
     assert isinstance(back, ConvSNN) and back.spec == net.spec and back.carry == "linear"
     for a, b in zip(net.W + net.b, back.W + back.b):
         np.testing.assert_array_equal(a, b)
@@ -219,7 +219,7 @@ def test_checkpoint_saves_and_restores_a_convolutional_network(tmp_path):
     for a, b in zip(opt.state().values(), fresh_opt.state().values()):
         np.testing.assert_array_equal(a, b)
     # a network of other layers, or a fully connected one of the same widths, is refused
-    with pytest.raises(ValueError, match="has layer sizes 8x8-2C3-P2-4, the network"):
+    with pytest.raises(ValueError, match="spec"):
         load(tmp_path / "conv.npz", net=SNN("8x8-2C3-P2-3-4", tau=0.3, v_th=0.4))
-    with pytest.raises(ValueError, match="has layer sizes 8x8-2C3-P2-4, the network"):
+    with pytest.raises(ValueError, match="spec"):
         load(tmp_path / "conv.npz", net=SNN([64, 72, 4], tau=0.3, v_th=0.4))

@@ -204,7 +204,7 @@ def test_download_writes_files_and_loads(tmp_path, monkeypatch):
     served = {name + ".gz": gzip.compress(idx_bytes(a)) for name, a in arrays.items()}
     urls = []
 
-    def fake_fetch(url):
+    def fake_fetch(url, timeout):
         urls.append(url)
         if url.startswith(data.MIRRORS[0]) and "labels" in url:
             raise OSError("mirror down")                    # falls back to mirror 2
@@ -224,7 +224,7 @@ def test_download_writes_files_and_loads(tmp_path, monkeypatch):
 
 
 def test_download_failure_is_clear(tmp_path, monkeypatch):
-    def failing_fetch(url):
+    def failing_fetch(url, timeout):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(data, "_fetch", failing_fetch)

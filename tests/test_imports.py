@@ -13,12 +13,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "stbp"
 
-#: imports that close cycles known to the lead, left to the branches that own them:
-#: ``SNN.save``/``load`` call the checkpoint module, which builds an SNN (network <->
-#: checkpoint), and ``SNN(spec)`` builds a ConvSNN, a subclass of SNN (network <-> conv).
+#: imports that close a cycle known to the lead, left to the branch that owns it:
+#: ``SNN(spec)`` builds a ConvSNN, a subclass of SNN (network <-> conv).
 #: test_no_import_cycle_inside_stbp ignores only these edges; test_known_cycles_are_gone
 #: turns red once they are gone, so that this list is emptied then.
-KNOWN = {("stbp.network", "stbp.checkpoint"), ("stbp.network", "stbp.conv")}
+KNOWN = {("stbp.network", "stbp.conv")}
 
 
 def module_names():
@@ -112,7 +111,6 @@ def test_the_kernels_import_neither_backend_nor_model_code():
         assert g[name] <= {"stbp.kernels"}, (name, g[name])
 
 
-@pytest.mark.xfail(strict=True, reason="network <-> checkpoint and network <-> conv "
-                   "(KNOWN) are still there")
+@pytest.mark.xfail(strict=True, reason="network <-> conv (KNOWN) is still there")
 def test_known_cycles_are_gone():
     assert cycles(graph()) == []

@@ -223,7 +223,10 @@ def test_unknown_surrogates_and_keep_use_the_array_code(monkeypatch):
     trace = net.forward(bernoulli(np.full((2, 5), 0.5), 4, rng=0))
     net.gradients(trace, np.eye(3)[[0, 1]])
     assert recorder.calls == []
-    net.surrogate = Rectangular(1.0)
+    net = SNN([5, 3], tau=0.3, v_th=0.2, seed=0, surrogate=Rectangular(1.0))
+    monkeypatch.setattr(backend, "fused", None)
+    trace = net.forward(bernoulli(np.full((2, 5), 0.5), 4, rng=0))
+    monkeypatch.setattr(backend, "fused", recorder)
     gradients(net, trace, np.eye(3)[[0, 1]], rule="exact", keep=True)
     assert recorder.calls == []
     for rule in RULES:

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from stbp import SNN, backend, reproduce
+from stbp import backend, checkpoint, reproduce
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_cli_and_unknown_config(tmp_path, tiny_mnist, capsys):
                            "--out", str(tmp_path)]) == 0
     assert "test set not scored" in capsys.readouterr().out
     assert (tmp_path / "best-seed-seed2.json").exists()
-    assert SNN.load(tmp_path / "best-seed-seed2.weights.npz").sizes == [784, 800, 10]
+    assert checkpoint.load(tmp_path / "best-seed-seed2.weights.npz")["net"].sizes == [784, 800, 10]
     with pytest.raises(ValueError, match="unknown configuration 'fast'"):
         reproduce.run("fast", out=tmp_path)
 
@@ -74,13 +74,12 @@ def test_validation_protocol_end_to_end(tmp_path, tiny_mnist, monkeypatch):
     from stbp import train
     x_train, y_train, x_test, y_test = tiny_mnist
     calls = []
-    real = train.evaluate
+    real = train.accuracy
 
-    def spy(net, images, labels, T, rng, batch_size=1000):
-        calls.append((len(images), T, np.shares_memory(images, x_test)))
-        return real(net, images, labels, T, rng, batch_size)
-    monkeypatch.setattr(train, "evaluate", spy)
-    monkeypatch.setattr(reproduce, "evaluate", spy)
+    def spy(net, x, y, T, rng, batch_size=1000):    # every scoring goes through accuracy
+        calls.append((len(x), T, len(x) == len(x_test)))
+        return real(net, x, y, T, rng, batch_size)
+    monkeypatch.setattr(train, "accuracy", spy)
     fits = []
     real_fit = reproduce.fit
     monkeypatch.setattr(reproduce, "fit", lambda *a, **k: fits.append((a, k)) or real_fit(*a, **k))
@@ -104,16 +103,21 @@ def test_validation_protocol_end_to_end(tmp_path, tiny_mnist, monkeypatch):
 def test_selection_run_never_touches_the_test_set(tmp_path, tiny_mnist, monkeypatch):
     from stbp import train
     x_test = tiny_mnist[2]
-    seen = []
-    real = train.evaluate
+    seen, prepared = [], []
+    real, real_prepare = train.accuracy, train.prepare
 
-    def spy(net, images, labels, T, rng, batch_size=1000):
-        seen.append(np.shares_memory(images, x_test) or len(images) == len(x_test))
-        return real(net, images, labels, T, rng, batch_size)
-    monkeypatch.setattr(train, "evaluate", spy)
-    monkeypatch.setattr(reproduce, "evaluate", spy)
+    def spy(net, x, y, T, rng, batch_size=1000):    # every scoring goes through accuracy
+        seen.append(len(x) == len(x_test))
+        return real(net, x, y, T, rng, batch_size)
+
+    def spy_prepare(images, labels=None):           # and every image set through prepare
+        prepared.append(np.shares_memory(images, x_test))
+        return real_prepare(images, labels)
+    monkeypatch.setattr(train, "accuracy", spy)
+    monkeypatch.setattr(train, "prepare", spy_prepare)
     r = reproduce.run("mlp", seed=1, out=tmp_path, epochs=2, progress=False, test=False)
     assert seen == [False, False]                  # validation twice, the test set never
+    assert prepared == [False, False]              # training and validation images only
     assert r["test_scored"] is False and r["final_test_acc"] is None
     assert r["history"]["test_acc"] == [None, None] and len(r["history"]["val_acc"]) == 2
     # --no-test is for the validation protocol only: the legacy runs score test every epoch

@@ -130,10 +130,10 @@ def test_resume_refuses_another_runs_checkpoint(tmp_path):
 def test_checkpoint_round_trip_without_pickle(tmp_path):
     net, opt = make(surrogate=Gaussian(0.7))
     path = tmp_path / "net.npz"
-    net.save(path, opt, state={"note": "hi"})
+    checkpoint.save(path, net, opt, state={"note": "hi"})
     with np.load(path, allow_pickle=False) as data:   # would raise if anything were pickled
         assert "meta" in data.files and "opt.m0" in data.files
-    back = SNN.load(path)
+    back = checkpoint.load(path)["net"]
     assert back.sizes == net.sizes and back.tau == net.tau and back.v_th == net.v_th
     assert type(back.surrogate) is Gaussian and back.surrogate.a == 0.7
     assert all(np.array_equal(a, b) for a, b in zip(parameters(back), parameters(net)))
@@ -146,7 +146,7 @@ def test_checkpoint_round_trip_without_pickle(tmp_path):
 def test_crash_mid_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     net, opt = make()
     path = tmp_path / "net.npz"
-    net.save(path)
+    checkpoint.save(path, net)
     before = path.read_bytes()
 
     def crash(fh, **arrays):
@@ -155,23 +155,23 @@ def test_crash_mid_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint.numpy, "savez", crash)
     net.W[0] += 1.0
     with pytest.raises(KeyboardInterrupt):
-        net.save(path)
+        checkpoint.save(path, net)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["net.npz"]        # no temporary file left behind
     monkeypatch.undo()
-    assert not np.array_equal(SNN.load(path).W[0], net.W[0])
+    assert not np.array_equal(checkpoint.load(path)["net"].W[0], net.W[0])
 
 
 def test_bad_checkpoints(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="bad.npz is not a readable stbp checkpoint"):
-        SNN.load(bad)
+    with pytest.raises(ValueError, match="bad.npz is not a valid .npz archive"):
+        checkpoint.load(bad)["net"]
     np.savez(tmp_path / "plain.npz", a=np.zeros(2))
     with pytest.raises(ValueError, match="no 'meta' entry"):
-        SNN.load(tmp_path / "plain.npz")
+        checkpoint.load(tmp_path / "plain.npz")["net"]
     net, opt = make()
-    net.save(tmp_path / "ok.npz", opt)
+    checkpoint.save(tmp_path / "ok.npz", net, opt)
     with pytest.raises(ValueError, match="sizes"):
         checkpoint.load(tmp_path / "ok.npz", net=SNN([36, 5, 4], tau=0.3, v_th=0.5))
     with pytest.raises(ValueError, match="holds Adam state, not SGD"):
