@@ -8,9 +8,9 @@ gives each (sample, neuron) pair one walk over its T steps with u, o (forward) o
 * ``layer_forward``: U^t = U^{t-1} f(O^{t-1}) + X^t + b and O^t = g(U^t - v_th);
 * ``layer_backward``: E^t = S^t g'(U^t) + A^t E^{t+1} with, per rule,
   A^t = f(O^t) + U^t f'(O^t) g'(U^t) ("exact"), A^t = f(O^t) ("detached"), or the
-  seed's Delta^t = S^t + Delta^{t+1} U^t g'(U^{t+1}) f'(O^t) and E^t = Delta^t g'(U^t)
+  equations sheet's Delta^t = S^t + Delta^{t+1} U^t g'(U^{t+1}) f'(O^t) and E^t = Delta^t g'(U^t)
   + E^{t+1} f(O^t) ("seed"); it also returns P, the term whose product with W sends the
-  error one layer down (P = E, or Delta g'(U) for the seed's rule).
+  error one layer down (P = E, or Delta g'(U) for the sheet's rule).
 
 Two implementations sit behind one interface, :class:`Kernels`:
 

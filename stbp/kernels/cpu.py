@@ -73,7 +73,7 @@ def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, binary, ca
     T, B, n = U.shape
     zero = half - half
     for i in prange(B):
-        d = np.zeros(n, U.dtype)                 # the seed's Delta^{t+1} and g'(U^{t+1})
+        d = np.zeros(n, U.dtype)                 # the sheet's Delta^{t+1} and g'(U^{t+1})
         g_next = np.zeros(n, U.dtype)
         for t in range(T - 1, -1, -1):
             for j in range(n):
@@ -91,7 +91,7 @@ def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, binary, ca
                     F = tau + slope * Or[t, i, j]
                     dF = slope
                 s = S[t, i, j]
-                if rule == 1:                    # seed: cases 1-4
+                if rule == 1:                    # the sheet's cases 1-4 (rule="seed")
                     if t < T - 1:
                         s = s + d[j] * u * g_next[j] * dF
                     d[j] = s

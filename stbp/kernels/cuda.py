@@ -77,7 +77,7 @@ __device__ void layer_forward_one(long long i, real* U, real* O, const real* b,
 
 // E of pair i from t = T down to 1 for rule 0 (exact), 1 (seed) or 2 (detached).
 // S: the spatial term (T x BN); spikes come as bytes (binary, O8) or reals (Or).
-// P receives Delta g'(U) for the seed's rule (else the caller uses E).
+// P receives Delta g'(U) for the sheet's rule (else the caller uses E).
 __device__ void layer_backward_one(long long i, real* E, real* P, const real* S,
         const real* U, const unsigned char* O8, const real* Or, long long T, long long BN,
         real tau, real F0, real F1, real dF0, real dF1, real slope, real v_th, int binary,
