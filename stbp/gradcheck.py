@@ -3,7 +3,7 @@
 # and run `python tools/nbexport.py` to regenerate it.
 
 
-# --- book/03_backprop.ipynb, cell 19 ---
+# --- book/03_backprop.ipynb, cell 26 ---
 from stbp import backend
 
 
