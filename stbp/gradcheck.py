@@ -28,6 +28,7 @@ def numerical_gradients(net, spikes, targets, h=3e-5, params=None):
     return out
 
 
+# --- book/03_backprop.ipynb, cell 28 ---
 def check_gradients(net, spikes, targets, rule="exact", h=3e-5, floor=1e-8, params=None):
     """Compare net.gradients(...) with finite differences; return {name: max relative error}.
 

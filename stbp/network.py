@@ -55,6 +55,7 @@ def _surrogate(s):
     return s
 
 
+# --- book/02_network.ipynb, cell 10 ---
 class _Checks:
     """Argument checks of SNN: arrays named in every error, traces from this network."""
 
@@ -95,7 +96,7 @@ class _Checks:
                 raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
 
 
-# --- book/02_network.ipynb, cell 11 ---
+# --- book/02_network.ipynb, cell 12 ---
 class _Run(_Checks):
     """What SNN computes: the forward pass, the loss, the prediction and (chapter 3) the gradients."""
 
@@ -132,7 +133,7 @@ class _Run(_Checks):
         return gradients(self, trace, targets, rule)
 
 
-# --- book/02_network.ipynb, cell 13 ---
+# --- book/02_network.ipynb, cell 14 ---
 class SNN(_Run):
     """A fully connected spiking network trained by STBP.
 
