@@ -3,7 +3,7 @@
 # and run `python tools/nbexport.py` to regenerate it.
 
 
-# --- book/02_network.ipynb, cell 5 ---
+# --- book/02_network.ipynb, cell 7 ---
 from dataclasses import dataclass
 
 from stbp import backend, checks
@@ -44,7 +44,7 @@ def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
     return U, O
 
 
-# --- book/02_network.ipynb, cell 7 ---
+# --- book/02_network.ipynb, cell 9 ---
 def _surrogate(s):
     if isinstance(s, type):
         raise TypeError(f"surrogate must be an instance such as {s.__name__}(1.0), not the "
@@ -55,7 +55,86 @@ def _surrogate(s):
     return s
 
 
-class SNN:
+# --- book/02_network.ipynb, cell 10 ---
+class _Checks:
+    """Argument checks of SNN: arrays named in every error, traces from this network."""
+
+    def _check(self, name, a, shape):
+        """Return a as a backend array of the model dtype, or raise ValueError naming it."""
+        xp = backend.xp
+        a = backend.asarray(a)
+        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {want}; got shape {tuple(a.shape)}")
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be real numbers; got dtype {a.dtype}")
+        a = a.astype(self.dtype, copy=False)
+        if not bool(xp.isfinite(a).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return a
+
+    def _check_arrays(self):
+        for k, (W, b) in enumerate(zip(self.W, self.b)):
+            checks.on_backend(f"W[{k}]", W), checks.on_backend(f"b[{k}]", b)
+
+    def check_trace(self, trace, finite=True):
+        """Refuse a trace made by a network with other settings, or that holds NaN or
+        infinite values (checked unless finite=False). The carry is recorded but may differ:
+        it chooses which extension of f the backward pass differentiates, and chapter 3
+        compares the choices on one forward pass (on 0/1 spikes all give the same one)."""
+        self._check_arrays()
+        if not isinstance(trace, Trace):
+            raise TypeError(f"trace must be a Trace from SNN.forward; got {type(trace).__name__}")
+        theirs = trace.made_by or {}
+        differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
+                  for k, v in self.settings().items() if theirs.get(k) != v and k != "carry"]
+        if differ:
+            raise ValueError("trace was made by another network: " + "; ".join(differ))
+        for n, U in enumerate(trace.u):
+            checks.on_backend(f"trace.u[{n}]", U)
+            if finite and not bool(backend.xp.isfinite(U).all()):
+                raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
+
+
+# --- book/02_network.ipynb, cell 12 ---
+class _Run(_Checks):
+    """What SNN computes: the forward pass, the loss, the prediction and (chapter 3) the gradients."""
+
+    def forward(self, spikes):
+        """Run the network on input spikes of shape (T, B, sizes[0]); return a Trace."""
+        self._check_arrays()
+        o = [self._check("spikes", spikes, (None, None, self.sizes[0]))]
+        T, B, _ = o[0].shape
+        if T == 0 or B == 0:
+            raise ValueError(f"spikes must hold at least 1 time step and 1 sample; got shape "
+                             f"(T, B, n) = {tuple(o[0].shape)}")
+        u, below = [], o[0]
+        for W, b in zip(self.W, self.b):
+            X = (below.reshape(T * B, -1) @ W.T).reshape(T, B, -1)  # X^{t,n} = W^n O^{t,n-1}, all t
+            U, below = layer_forward(X, b, self.tau, self.v_th, self.surrogate, self.carry)
+            u.append(U)
+            o.append(below.astype(bool) if self.surrogate.binary else below)
+        return Trace(u=u, o=o, made_by=self.settings())
+
+    def loss(self, trace, targets):
+        """L = 1/(2B) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets (B, sizes[-1])."""
+        self.check_trace(trace, finite=False)    # the loss reads only the output spikes
+        rate = trace.o[-1].mean(axis=0, dtype=self.dtype)
+        Y = self._check("targets", targets, rate.shape)
+        return float(((Y - rate) ** 2).sum() / (2 * Y.shape[0]))
+
+    def predict(self, spikes):
+        """Output firing rates (1/T) sum_t O^{t,N}, of shape (B, sizes[-1])."""
+        return self.forward(spikes).o[-1].mean(axis=0, dtype=self.dtype)
+
+    def gradients(self, trace, targets, rule="exact"):
+        """[(dL/dW^n, dL/db^n)] for every layer; derived and coded in chapter 3."""
+        from stbp.backward import gradients
+        return gradients(self, trace, targets, rule)
+
+
+# --- book/02_network.ipynb, cell 14 ---
+class SNN(_Run):
     """A fully connected spiking network trained by STBP.
 
     sizes: layer widths [l(0), ..., l(N)] (integers >= 1); tau: decay factor f(0), in
@@ -95,74 +174,6 @@ class SNN:
         return {"sizes": list(self.sizes), "tau": self.tau, "v_th": self.v_th,
                 "surrogate": (type(self.surrogate).__name__, self.surrogate.a),
                 "carry": self.carry, "dtype": self.dtype.name}
-
-    def _check(self, name, a, shape):
-        """Return a as a backend array of the model dtype, or raise ValueError naming it."""
-        xp = backend.xp
-        a = backend.asarray(a)
-        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
-            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
-            raise ValueError(f"{name} must have shape {want}; got shape {tuple(a.shape)}")
-        if a.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be real numbers; got dtype {a.dtype}")
-        a = a.astype(self.dtype, copy=False)
-        if not bool(xp.isfinite(a).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return a
-
-    def _check_arrays(self):
-        for k, (W, b) in enumerate(zip(self.W, self.b)):
-            checks.on_backend(f"W[{k}]", W), checks.on_backend(f"b[{k}]", b)
-
-    def check_trace(self, trace, finite=True):
-        """Refuse a trace made by a network with other settings, or that holds NaN or
-        infinite values (checked unless finite=False). The carry is recorded but may differ:
-        it chooses which extension of f the backward pass differentiates, and chapter 3
-        compares the choices on one forward pass (on 0/1 spikes all give the same one)."""
-        self._check_arrays()
-        if not isinstance(trace, Trace):
-            raise TypeError(f"trace must be a Trace from SNN.forward; got {type(trace).__name__}")
-        theirs = trace.made_by or {}
-        differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
-                  for k, v in self.settings().items() if theirs.get(k) != v and k != "carry"]
-        if differ:
-            raise ValueError("trace was made by another network: " + "; ".join(differ))
-        for n, U in enumerate(trace.u):
-            checks.on_backend(f"trace.u[{n}]", U)
-            if finite and not bool(backend.xp.isfinite(U).all()):
-                raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
-
-    def forward(self, spikes):
-        """Run the network on input spikes of shape (T, B, sizes[0]); return a Trace."""
-        self._check_arrays()
-        o = [self._check("spikes", spikes, (None, None, self.sizes[0]))]
-        T, B, _ = o[0].shape
-        if T == 0 or B == 0:
-            raise ValueError(f"spikes must hold at least 1 time step and 1 sample; got shape "
-                             f"(T, B, n) = {tuple(o[0].shape)}")
-        u, below = [], o[0]
-        for W, b in zip(self.W, self.b):
-            X = (below.reshape(T * B, -1) @ W.T).reshape(T, B, -1)  # X^{t,n} = W^n O^{t,n-1}, all t
-            U, below = layer_forward(X, b, self.tau, self.v_th, self.surrogate, self.carry)
-            u.append(U)
-            o.append(below.astype(bool) if self.surrogate.binary else below)
-        return Trace(u=u, o=o, made_by=self.settings())
-
-    def loss(self, trace, targets):
-        """L = 1/(2B) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets (B, sizes[-1])."""
-        self.check_trace(trace, finite=False)    # the loss reads only the output spikes
-        rate = trace.o[-1].mean(axis=0, dtype=self.dtype)
-        Y = self._check("targets", targets, rate.shape)
-        return float(((Y - rate) ** 2).sum() / (2 * Y.shape[0]))
-
-    def predict(self, spikes):
-        """Output firing rates (1/T) sum_t O^{t,N}, of shape (B, sizes[-1])."""
-        return self.forward(spikes).o[-1].mean(axis=0, dtype=self.dtype)
-
-    def gradients(self, trace, targets, rule="exact"):
-        """[(dL/dW^n, dL/db^n)] for every layer; derived and coded in chapter 3."""
-        from stbp.backward import gradients
-        return gradients(self, trace, targets, rule)
 
     def __repr__(self):
         return (f"SNN({self.sizes}, tau={self.tau:g}, v_th={self.v_th:g}, "
