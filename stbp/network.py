@@ -147,10 +147,16 @@ class SNN(_Run):
     builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
     """
 
+    #: the class that a spec string builds: chapter 8's ConvSNN registers itself here, so
+    #: that this module need not import it (stbp.conv builds on this one)
+    spec_class = None
+
     def __new__(cls, sizes=None, *args, **kwargs):
         if cls is SNN and isinstance(sizes, str):     # a spec string: chapter 8's network
-            from stbp.conv import ConvSNN
-            cls = ConvSNN
+            if SNN.spec_class is None:
+                raise ValueError(f"sizes {sizes!r} is a spec string, which needs stbp.conv "
+                                 "(import stbp, or stbp.conv)")
+            cls = SNN.spec_class
         return super().__new__(cls)
 
     def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
