@@ -63,7 +63,7 @@ def weight_grads(E, O_below):
     return E2.T @ O2, E2.sum(axis=0)
 
 
-# --- book/03_backprop.ipynb, cell 11 ---
+# --- book/03_backprop.ipynb, cell 13 ---
 def carry_recurrence(spatial, G, A):
     """E^t = spatial^t * g'(U^t) + E^{t+1} * A^t for t = T..1, with E^{T+1} = 0."""
     E = spatial * G
@@ -88,7 +88,7 @@ def delta_exact(spatial, E, U, dF):
     return D
 
 
-# --- book/03_backprop.ipynb, cell 14 ---
+# --- book/03_backprop.ipynb, cell 18 ---
 def carry_factors(O, tau, binary, dtype, carry="exp"):
     """F = f(O) and dF = f'(O) for a whole layer, in dtype, for chapter 1's carry function.
     0/1 spikes (stored as bool) select one of two values each, without an exponential."""
@@ -123,6 +123,7 @@ def layer_backward(spatial, U, O, net, rule, keep=False):
     return E, D * G, D
 
 
+# --- book/03_backprop.ipynb, cell 19 ---
 def gradients(net, trace, targets, rule="exact", keep=False):
     """[(dL/dW^n, dL/db^n) for n = 1..N] of net.loss(trace, targets), shaped like W and b.
 

@@ -218,6 +218,9 @@ class ConvSNN(SNN):
                 f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r}, carry={self.carry!r})")
 
 
+SNN.spec_class = ConvSNN           # SNN("28x28-15C5-...") builds this class
+
+
 # --- book/08_convolution.ipynb, cell 19 ---
 from stbp.backward import spatial_term, weight_grads
 

@@ -3,7 +3,7 @@
 # and run `python tools/nbexport.py` to regenerate it.
 
 
-# --- book/03_backprop.ipynb, cell 19 ---
+# --- book/03_backprop.ipynb, cell 26 ---
 from stbp import backend
 
 
@@ -28,6 +28,7 @@ def numerical_gradients(net, spikes, targets, h=3e-5, params=None):
     return out
 
 
+# --- book/03_backprop.ipynb, cell 28 ---
 def check_gradients(net, spikes, targets, rule="exact", h=3e-5, floor=1e-8, params=None):
     """Compare net.gradients(...) with finite differences; return {name: max relative error}.
 

@@ -3,7 +3,7 @@
 # and run `python tools/nbexport.py` to regenerate it.
 
 
-# --- book/02_network.ipynb, cell 4 ---
+# --- book/02_network.ipynb, cell 6 ---
 from stbp import backend
 
 

@@ -3,7 +3,7 @@
 # and run `python tools/nbexport.py` to regenerate it.
 
 
-# --- book/02_network.ipynb, cell 5 ---
+# --- book/02_network.ipynb, cell 7 ---
 from dataclasses import dataclass
 
 from stbp import backend, checks
@@ -44,7 +44,7 @@ def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
     return U, O
 
 
-# --- book/02_network.ipynb, cell 7 ---
+# --- book/02_network.ipynb, cell 9 ---
 def _surrogate(s):
     if isinstance(s, type):
         raise TypeError(f"surrogate must be an instance such as {s.__name__}(1.0), not the "
@@ -55,46 +55,9 @@ def _surrogate(s):
     return s
 
 
-class SNN:
-    """A fully connected spiking network trained by STBP.
-
-    sizes: layer widths [l(0), ..., l(N)] (integers >= 1); tau: decay factor f(0), in
-    (0, 1]; v_th: threshold > 0; surrogate: a Surrogate instance, the spike function and
-    its stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64" (or
-    np.float32, np.float64); seed: None or an integer >= 0, seeds the initialisation;
-    init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
-    "exp" (the equations sheet's) or "linear" (chapter 1; same spikes, another f' for the gradient).
-    A spec string in the paper's notation instead of sizes, e.g. "28x28-15C5-P2-40C5-P2-300-10",
-    builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
-    """
-
-    def __new__(cls, sizes=None, *args, **kwargs):
-        if cls is SNN and isinstance(sizes, str):     # a spec string: chapter 8's network
-            from stbp.conv import ConvSNN
-            cls = ConvSNN
-        return super().__new__(cls)
-
-    def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
-                 init="paper", carry="exp"):
-        xp = backend.xp
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
-            raise ValueError(f"sizes must list at least 2 layer widths; got sizes = {sizes!r}")
-        self.sizes = [checks.positive_int(f"sizes[{k}]", s) for k, s in enumerate(sizes)]
-        self.tau = checks.real("tau", tau, low=0.0, high=1.0)   # (0, 1]: a leak factor
-        self.v_th = checks.positive("v_th", v_th)
-        self.dtype = xp.dtype(checks.dtype_name(dtype))
-        self.carry = checks.choice("carry", carry, CARRIES)
-        scheme = inits.SCHEMES[checks.choice("init", init, inits.SCHEMES)]
-        self.surrogate = Rectangular(1.0) if surrogate is None else _surrogate(surrogate)
-        rng = backend.default_rng(checks.seed(seed))
-        self.W = [scheme((m, n), rng).astype(self.dtype) for n, m in zip(self.sizes, self.sizes[1:])]
-        self.b = [xp.zeros(m, dtype=self.dtype) for m in self.sizes[1:]]
-
-    def settings(self):
-        """What a Trace records of the network that made it."""
-        return {"sizes": list(self.sizes), "tau": self.tau, "v_th": self.v_th,
-                "surrogate": (type(self.surrogate).__name__, self.surrogate.a),
-                "carry": self.carry, "dtype": self.dtype.name}
+# --- book/02_network.ipynb, cell 10 ---
+class _Checks:
+    """Argument checks of SNN: arrays named in every error, traces from this network."""
 
     def _check(self, name, a, shape):
         """Return a as a backend array of the model dtype, or raise ValueError naming it."""
@@ -132,6 +95,11 @@ class SNN:
             if finite and not bool(backend.xp.isfinite(U).all()):
                 raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
 
+
+# --- book/02_network.ipynb, cell 12 ---
+class _Run(_Checks):
+    """What SNN computes: the forward pass, the loss, the prediction and (chapter 3) the gradients."""
+
     def forward(self, spikes):
         """Run the network on input spikes of shape (T, B, sizes[0]); return a Trace."""
         self._check_arrays()
@@ -163,6 +131,55 @@ class SNN:
         """[(dL/dW^n, dL/db^n)] for every layer; derived and coded in chapter 3."""
         from stbp.backward import gradients
         return gradients(self, trace, targets, rule)
+
+
+# --- book/02_network.ipynb, cell 14 ---
+class SNN(_Run):
+    """A fully connected spiking network trained by STBP.
+
+    sizes: layer widths [l(0), ..., l(N)] (integers >= 1); tau: decay factor f(0), in
+    (0, 1]; v_th: threshold > 0; surrogate: a Surrogate instance, the spike function and
+    its stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64" (or
+    np.float32, np.float64); seed: None or an integer >= 0, seeds the initialisation;
+    init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
+    "exp" (the equations sheet's) or "linear" (chapter 1; same spikes, another f' for the gradient).
+    A spec string in the paper's notation instead of sizes, e.g. "28x28-15C5-P2-40C5-P2-300-10",
+    builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
+    """
+
+    #: the class that a spec string builds: chapter 8's ConvSNN registers itself here, so
+    #: that this module need not import it (stbp.conv builds on this one)
+    spec_class = None
+
+    def __new__(cls, sizes=None, *args, **kwargs):
+        if cls is SNN and isinstance(sizes, str):     # a spec string: chapter 8's network
+            if SNN.spec_class is None:
+                raise ValueError(f"sizes {sizes!r} is a spec string, which needs stbp.conv "
+                                 "(import stbp, or stbp.conv)")
+            cls = SNN.spec_class
+        return super().__new__(cls)
+
+    def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
+                 init="paper", carry="exp"):
+        xp = backend.xp
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+            raise ValueError(f"sizes must list at least 2 layer widths; got sizes = {sizes!r}")
+        self.sizes = [checks.positive_int(f"sizes[{k}]", s) for k, s in enumerate(sizes)]
+        self.tau = checks.real("tau", tau, low=0.0, high=1.0)   # (0, 1]: a leak factor
+        self.v_th = checks.positive("v_th", v_th)
+        self.dtype = xp.dtype(checks.dtype_name(dtype))
+        self.carry = checks.choice("carry", carry, CARRIES)
+        scheme = inits.SCHEMES[checks.choice("init", init, inits.SCHEMES)]
+        self.surrogate = Rectangular(1.0) if surrogate is None else _surrogate(surrogate)
+        rng = backend.default_rng(checks.seed(seed))
+        self.W = [scheme((m, n), rng).astype(self.dtype) for n, m in zip(self.sizes, self.sizes[1:])]
+        self.b = [xp.zeros(m, dtype=self.dtype) for m in self.sizes[1:]]
+
+    def settings(self):
+        """What a Trace records of the network that made it."""
+        return {"sizes": list(self.sizes), "tau": self.tau, "v_th": self.v_th,
+                "surrogate": (type(self.surrogate).__name__, self.surrogate.a),
+                "carry": self.carry, "dtype": self.dtype.name}
 
     def __repr__(self):
         return (f"SNN({self.sizes}, tau={self.tau:g}, v_th={self.v_th:g}, "

@@ -39,7 +39,7 @@ class Rectangular(Surrogate):
         return xp.where(xp.abs(x) < self.a / 2, x.dtype.type(1 / self.a), x.dtype.type(0))
 
 
-# --- book/03_backprop.ipynb, cell 17 ---
+# --- book/03_backprop.ipynb, cell 24 ---
 def logistic(x, a):
     """sigmoid(x / a), computed without overflow as 0.5 + 0.5 tanh(x / 2a)."""
     return 0.5 + 0.5 * backend.xp.tanh(x / (2 * a))

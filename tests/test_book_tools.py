@@ -108,7 +108,7 @@ def test_spacetime_figure_marks_the_dropped_path():
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from spacetime_figure import DROPPED, draw_spacetime
+    from stbp.figures import DROPPED, draw_spacetime
 
     fig, ax = plt.subplots()
     draw_spacetime(ax)

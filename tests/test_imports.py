@@ -9,16 +9,7 @@ it re-exports) is not counted as a dependency of each module below it.
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "stbp"
-
-#: imports that close a cycle known to the lead, left to the branch that owns it:
-#: ``SNN(spec)`` builds a ConvSNN, a subclass of SNN (network <-> conv).
-#: test_no_import_cycle_inside_stbp ignores only these edges; test_known_cycles_are_gone
-#: turns red once they are gone, so that this list is emptied then.
-KNOWN = {("stbp.network", "stbp.conv")}
-
 
 def module_names():
     names = {}
@@ -96,12 +87,8 @@ def test_cycles_are_found():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-def without_known(g):
-    return {m: {d for d in deps if (m, d) not in KNOWN} for m, deps in g.items()}
-
-
 def test_no_import_cycle_inside_stbp():
-    found = cycles(without_known(graph()))
+    found = cycles(graph())
     assert found == [], f"import cycles: {found}"
 
 
@@ -109,8 +96,3 @@ def test_the_kernels_import_neither_backend_nor_model_code():
     g = graph()
     for name in ("stbp.kernels", "stbp.kernels.cpu", "stbp.kernels.cuda"):
         assert g[name] <= {"stbp.kernels"}, (name, g[name])
-
-
-@pytest.mark.xfail(strict=True, reason="network <-> conv (KNOWN) is still there")
-def test_known_cycles_are_gone():
-    assert cycles(graph()) == []

@@ -1,4 +1,4 @@
-"""The unrolled space-time graph of a two-layer network, for chapter 3.
+"""Figures the book draws with matplotlib alone: the unrolled space-time graph of chapter 3.
 
 ``draw_spacetime(ax)`` draws, with matplotlib alone, the forward graph of a network
 with one hidden layer (n = 1) and an output layer (n = 2) unrolled over three time
@@ -18,9 +18,9 @@ spikes below and before only Delta g'(U), the part of E that came through U's ow
 what came back along the carry (E^{t+1} f(O^{t})) stops there.  The red path is thus
 missing from the seed's Delta^{2,1}, and so from its gradients of W^1 and b^1.
 
-Chapter 3 (``book/03_backprop.ipynb``, section "The chain rule on the same graph") will
-call it; it lives in ``tools/`` until it moves into the package.  Run this file to write
-the figure to a PNG: ``python tools/spacetime_figure.py [out.png]``.
+Chapter 3 (``book/03_backprop.ipynb``, section "The chain rule on the same graph")
+calls it.  Run the module to write the figure to a PNG:
+``python -m stbp.figures [out.png]``.
 """
 from __future__ import annotations
 
@@ -29,12 +29,15 @@ import sys
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyBboxPatch
 
+__all__ = ["draw_spacetime", "SPACE", "TIME", "DROPPED"]
+
 #: Vertical positions: input spikes, then (potential, spike) of layers 1 and 2, the loss.
 _Y = {("o", 0): 0.0, ("u", 1): 1.8, ("o", 1): 3.3, ("u", 2): 5.0, ("o", 2): 6.5}
 _Y_LOSS = 8.2
 _DX = 3.2                      # distance between time steps
 _R = 0.47                      # node radius
 
+#: Edge colours: spatial edges, temporal edges, the path the seed drops.
 SPACE, TIME, DROPPED = "0.25", "tab:blue", "tab:red"
 
 
