@@ -95,7 +95,7 @@ def test_validation_protocol_end_to_end(tmp_path, tiny_mnist, monkeypatch):
     assert saved["final_val_acc"] > 0.5 and saved["final_test_acc"] > 0.5
     assert saved["test_scored"] is True and saved["protocol"] == "validation"
     assert saved["split"] == {"n_val": 50, "seed": reproduce.VAL_SEED}
-    assert "chosen" in saved["choices"] and "choices" not in saved["settings"]
+    assert "schedule" in saved["choices"] and "T" in saved["choices"] and "choices" not in saved["settings"]
     assert saved["backend"] == "numpy" and saved["fused"] is (backend.fused is not None)
     assert {"platform", "cpus", "numpy", "backend"} <= set(saved["machine"])
 
