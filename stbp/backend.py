@@ -158,3 +158,8 @@ def permutation(rng, n):
 
 
 use(os.environ.get("STBP_BACKEND", "numpy").strip().lower() or "numpy")
+
+
+__all__ = ["NAMES", "xp", "name", "fused", "BackendError", "use", "fused_for", "fused_op",
+           "to_numpy", "asarray", "default_rng", "rng_state", "set_rng_state",
+           "permutation"]

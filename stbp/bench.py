@@ -553,3 +553,8 @@ def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repe
     return {"spec": spec, "batch": batch, "T": T, "dtype": "float32", "step_s": t_step,
             "matmul_s": t_mm, "ratio": t_step / t_mm,
             "epoch_s": t_step * epoch_samples / batch, "epoch_samples": epoch_samples}
+
+
+__all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover", "compile_times",
+           "THREAD_OPTIONS", "thread_options", "onb_layer", "profile", "scaling",
+           "machine", "main", "conv_training_step"]

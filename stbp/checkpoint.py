@@ -229,3 +229,6 @@ def load(path, net=None, optimizer=None):
     if optimizer is not None:
         optimizer.load_state(opt_state)
     return {"net": net, "state": meta["state"], "meta": meta}
+
+
+__all__ = ["hyper_parameters", "save", "read_meta", "load"]

@@ -123,3 +123,7 @@ def labels(name, y, n, n_classes):
         raise ValueError(f"{name} must lie in [0, {n_classes}) (the network has {n_classes} "
                          f"outputs); found values from {int(y.min())} to {int(y.max())}")
     return y
+
+
+__all__ = ["ArgumentError", "integer", "positive_int", "seed", "real", "positive", "dtype_name",
+           "choice", "on_backend", "labels"]

@@ -231,3 +231,7 @@ def validation_split(x, y, n_val=10_000, seed=VAL_SEED):
     held = np.zeros(n, dtype=bool)
     held[np.random.default_rng(seed).permutation(n)[:n_val]] = True
     return (x[~held], y[~held]), (x[held], y[held])
+
+
+__all__ = ["MIRRORS", "SHA256", "VAL_SEED", "DOWNLOAD_TIMEOUT", "mnist_dir", "download_timeout",
+           "read_idx", "load_mnist", "validation_split"]

@@ -261,3 +261,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__ = ["N_VAL", "PAPER", "NEAREST", "FIXED", "MLP", "CONFIGS", "ABOUT", "machine", "settings",
+           "run_tag", "run", "main"]

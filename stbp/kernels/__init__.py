@@ -135,3 +135,7 @@ class Kernels:
             raise ValueError(f"rule must be one of {tuple(RULES)}, got {rule!r}")
         if carry not in CARRIES:
             raise ValueError(f"carry must be one of {tuple(CARRIES)}, got {carry!r}")
+
+
+__all__ = ["CURVES", "CARRIES", "RULES", "SIGNATURES", "curve_id", "supports", "real_type",
+           "surrogate_constants", "carry_values", "Kernels"]

@@ -243,3 +243,6 @@ def spike_weight_grad(E, O):
     dWt = np.zeros((O.shape[1], E.shape[1]), dtype=E.dtype)
     _spike_sum(O, E, dWt, False)
     return dWt.T
+
+
+__all__ = ["configure_threads", "NumbaKernels", "spike_product", "spike_weight_grad"]

@@ -273,3 +273,7 @@ class EmulatedKernels(LaunchKernels):
         entry = getattr(self.library(real), name)
         entry(ctypes.c_longlong(grid(n_threads, self.threads)),
               ctypes.c_longlong(self.threads), *args)
+
+
+__all__ = ["THREADS", "SOURCE", "ENTRY_BODY", "CPU_PRELUDE", "cuda_entry", "cpu_entry", "source",
+           "grid", "LaunchKernels", "CudaKernels", "EmulatedKernels"]
