@@ -173,6 +173,27 @@ from stbp import init as inits
 from stbp.network import SNN
 
 
+def _build_layers(layers, dtype, rng, scheme):
+    """The stages, W and b of a parsed spec: each layer of neurons with the poolings
+    before it; a convolution's W is (C, k, k, C'), drawn as one kernel per row."""
+    stages, Ws, bs, pools = [], [], [], []
+    shape = below = layers[0]["shape"]
+    for layer in layers[1:]:
+        if layer["kind"] == "pool":
+            pools.append(layer["k"])
+        else:
+            conv = layer["kind"] == "conv"
+            fan_in = shape[2] * layer["k"] ** 2 if conv else math.prod(shape)
+            W = scheme((layer["size"], fan_in), rng).astype(dtype)
+            Ws.append(W.reshape(layer["size"], layer["k"], layer["k"], shape[2]) if conv else W)
+            bs.append(backend.xp.zeros(layer["size"], dtype=dtype))
+            stages.append({"pools": pools, "layer": layer, "in": shape, "below": below})
+            pools, below = [], layer["shape"]
+        shape = layer["shape"]
+    return stages, Ws, bs
+
+
+# --- book/08_convolution.ipynb, cell 15 ---
 class ConvSNN(SNN):
     """A spiking network of convolutional, pooling and fully connected layers, built from
     the paper's notation (see parse_spec) and trained by STBP; chapter 8.
@@ -189,20 +210,7 @@ class ConvSNN(SNN):
                          seed=seed, init=init, **settings)
         self.spec, self.layers = spec, parse_spec(spec)
         rng, scheme = backend.default_rng(seed), inits.SCHEMES[init]
-        self.stages, self.W, self.b, pools = [], [], [], []
-        shape = below = self.layers[0]["shape"]
-        for layer in self.layers[1:]:
-            if layer["kind"] == "pool":
-                pools.append(layer["k"])
-            else:
-                conv = layer["kind"] == "conv"
-                fan_in = shape[2] * layer["k"] ** 2 if conv else math.prod(shape)
-                W = scheme((layer["size"], fan_in), rng).astype(self.dtype)  # a kernel per row
-                self.W.append(W.reshape(layer["size"], layer["k"], layer["k"], shape[2]) if conv else W)
-                self.b.append(backend.xp.zeros(layer["size"], dtype=self.dtype))
-                self.stages.append({"pools": pools, "layer": layer, "in": shape, "below": below})
-                pools, below = [], layer["shape"]
-            shape = layer["shape"]
+        self.stages, self.W, self.b = _build_layers(self.layers, self.dtype, rng, scheme)
         self.sizes = [math.prod(s) for s in [self.layers[0]["shape"]] + [
             st["layer"]["shape"] for st in self.stages]]
 
@@ -222,7 +230,7 @@ class ConvSNN(SNN):
 SNN.spec_class = ConvSNN           # SNN("28x28-15C5-...") builds this class
 
 
-# --- book/08_convolution.ipynb, cell 19 ---
+# --- book/08_convolution.ipynb, cell 20 ---
 from stbp.backward import spatial_term, weight_grads
 
 
@@ -254,7 +262,7 @@ def _spatial_below(net, n, P):
     return dA.reshape(T, B, -1)
 
 
-# --- book/08_convolution.ipynb, cell 21 ---
+# --- book/08_convolution.ipynb, cell 22 ---
 from stbp.backward import RULES, layer_backward, output_delta
 
 

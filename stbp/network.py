@@ -135,18 +135,8 @@ class _Run(_Checks):
 
 
 # --- book/02_network.ipynb, cell 14 ---
-class SNN(_Run):
-    """A fully connected spiking network trained by STBP.
-
-    sizes: layer widths [l(0), ..., l(N)] (integers >= 1); tau: decay factor f(0), in
-    (0, 1]; v_th: threshold > 0; surrogate: a Surrogate instance, the spike function and
-    its stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64" (or
-    np.float32, np.float64); seed: None or an integer >= 0, seeds the initialisation;
-    init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
-    "exp" (the equations sheet's) or "linear" (chapter 1; same spikes, another f' for the gradient).
-    A spec string in the paper's notation instead of sizes, e.g. "28x28-15C5-P2-40C5-P2-300-10",
-    builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
-    """
+class _FromSpec:
+    """SNN(spec string) builds chapter 8's convolutional network instead."""
 
     #: the class that a spec string builds: chapter 8's ConvSNN registers itself here, so
     #: that this module need not import it (stbp.conv builds on this one)
@@ -159,6 +149,21 @@ class SNN(_Run):
                                  "(import stbp, or stbp.conv)")
             cls = SNN.spec_class
         return super().__new__(cls)
+
+
+# --- book/02_network.ipynb, cell 15 ---
+class SNN(_Run, _FromSpec):
+    """A fully connected spiking network trained by STBP.
+
+    sizes: layer widths [l(0), ..., l(N)] (integers >= 1); tau: decay factor f(0), in
+    (0, 1]; v_th: threshold > 0; surrogate: a Surrogate instance, the spike function and
+    its stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64" (or
+    np.float32, np.float64); seed: None or an integer >= 0, seeds the initialisation;
+    init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
+    "exp" (the equations sheet's) or "linear" (chapter 1; same spikes, another f' for the gradient).
+    A spec string in the paper's notation instead of sizes, e.g. "28x28-15C5-P2-40C5-P2-300-10",
+    builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
+    """
 
     def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
                  init="paper", carry="exp"):
