@@ -93,7 +93,7 @@ def fused_for(surrogate):
 
 
 def fused_op(op):
-    """The fused kernel ``op`` ("bernoulli", "adam", "sgd") of the selected backend, or
+    """The fused kernel ``op`` ("bernoulli", "adam", "sgd", "im2col", "col2im") of the selected backend, or
     None to run the array code."""
     return getattr(fused, op, None) if fused is not None else None
 

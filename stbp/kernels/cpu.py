@@ -9,8 +9,10 @@ except where a curve needs exp or tanh: Numba calls the C library's, NumPy its o
 they may differ in the last bit (the tests state the tolerance).
 
 Besides the layers: the Bernoulli encoder's comparison and cast (one pass over the
-random numbers NumPy drew, instead of two), and the Adam and SGD updates (one pass over
-each parameter instead of one per array operation).
+random numbers NumPy drew, instead of two), the Adam and SGD updates (one pass over
+each parameter instead of one per array operation), and chapter 8's im2col and col2im
+(one pass each, instead of a strided copy with short contiguous runs and k*k strided
+sums).
 
 Threads: see :func:`configure_threads` (chapter 7 measures the options).
 
@@ -42,72 +44,97 @@ def _grad(x, curve, sa, sb, zero, half, one):
     return np.exp(-x * x / sa) / sb
 
 
-@njit(cache=True, parallel=True)
-def _forward(U, b, O, tau, F0, F1, slope, v_th, binary, carry, sa, half, one):
-    T, B, n = U.shape
-    zero = half - half
-    for i in prange(B):
-        for t in range(T):
-            for j in range(n):
-                u = U[t, i, j] + b[j]
-                if t > 0:
-                    o = O[t - 1, i, j]
+def _make_forward(binary, carry):
+    """The forward kernel for one case: binary (0/1 spikes, else the smooth curve's real
+    outputs) and carry (0 "exp", 1 "linear") are constants of the compiled code."""
+
+    @njit(cache=True, parallel=True)
+    def forward(U, b, O, tau, F0, F1, slope, v_th, sa, half, one):
+        T, B, n = U.shape
+        zero = half - half
+        for i in prange(B):
+            for t in range(T):
+                for j in range(n):
+                    u = U[t, i, j] + b[j]
+                    if t > 0:
+                        o = O[t - 1, i, j]
+                        if binary:
+                            F = F1 if o != zero else F0
+                        elif carry == 0:
+                            F = tau * np.exp(-o / tau)
+                        else:
+                            F = tau + slope * o
+                        u = u + U[t - 1, i, j] * F
+                    U[t, i, j] = u
+                    x = u - v_th
                     if binary:
-                        F = F1 if o != zero else F0
-                    elif carry == 0:
-                        F = tau * np.exp(-o / tau)
+                        O[t, i, j] = one if x >= zero else zero
                     else:
-                        F = tau + slope * o
-                    u = u + U[t - 1, i, j] * F
-                U[t, i, j] = u
-                x = u - v_th
-                if binary:
-                    O[t, i, j] = one if x >= zero else zero
-                else:
-                    O[t, i, j] = half + half * np.tanh(x / sa)
+                        O[t, i, j] = half + half * np.tanh(x / sa)
+
+    return forward
 
 
-@njit(cache=True, parallel=True)
-def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, binary, carry, rule,
-              curve, sa, sb, half, one):
-    T, B, n = U.shape
-    zero = half - half
-    for i in prange(B):
-        d = np.zeros(n, U.dtype)                 # the sheet's Delta^{t+1} and g'(U^{t+1})
-        g_next = np.zeros(n, U.dtype)
-        for t in range(T - 1, -1, -1):
-            for j in range(n):
-                u = U[t, i, j]
-                g = _grad(u - v_th, curve, sa, sb, zero, half, one)
-                if binary:
-                    spike = O8[t, i, j]
-                    F = F1 if spike else F0
-                    dF = dF1 if spike else dF0
-                elif carry == 0:
-                    ex = np.exp(-Or[t, i, j] / tau)
-                    dF = -ex
-                    F = tau * ex
-                else:
-                    F = tau + slope * Or[t, i, j]
-                    dF = slope
-                s = S[t, i, j]
-                if rule == 1:                    # the sheet's cases 1-4 (rule="seed")
-                    if t < T - 1:
-                        s = s + d[j] * u * g_next[j] * dF
-                    d[j] = s
-                    g_next[j] = g
-                    p = s * g
-                    P[t, i, j] = p
-                    e = p if t == T - 1 else p + E[t + 1, i, j] * F
-                elif rule == 0:                  # exact
-                    e = s * g
-                    if t < T - 1:
-                        e = e + (u * dF * g + F) * E[t + 1, i, j]
-                else:                            # detached
-                    e = s * g
-                    if t < T - 1:
-                        e = e + E[t + 1, i, j] * F
-                E[t, i, j] = e
+def _make_backward(binary, carry, rule, curve):
+    """The backward kernel for one case: binary, carry (0 "exp", 1 "linear"), rule (0 exact,
+    1 seed, 2 detached) and curve (0-3, see _grad) are constants of the compiled code, so
+    the loop over neurons holds no branch on them and compiles to vector instructions
+    (a curve chosen at run time kept it scalar, about 5 times slower; chapter 7)."""
+
+    @njit(cache=True, parallel=True)
+    def backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half, one):
+        T, B, n = U.shape
+        zero = half - half
+        for i in prange(B):
+            d = np.zeros(n, U.dtype)             # the sheet's Delta^{t+1} and g'(U^{t+1})
+            g_next = np.zeros(n, U.dtype)
+            for t in range(T - 1, -1, -1):
+                for j in range(n):
+                    u = U[t, i, j]
+                    g = _grad(u - v_th, curve, sa, sb, zero, half, one)
+                    if binary:
+                        spike = O8[t, i, j]
+                        F = F1 if spike else F0
+                        dF = dF1 if spike else dF0
+                    elif carry == 0:
+                        ex = np.exp(-Or[t, i, j] / tau)
+                        dF = -ex
+                        F = tau * ex
+                    else:
+                        F = tau + slope * Or[t, i, j]
+                        dF = slope
+                    s = S[t, i, j]
+                    if rule == 1:                    # the sheet's cases 1-4 (rule="seed")
+                        if t < T - 1:
+                            s = s + d[j] * u * g_next[j] * dF
+                        d[j] = s
+                        g_next[j] = g
+                        p = s * g
+                        P[t, i, j] = p
+                        e = p if t == T - 1 else p + E[t + 1, i, j] * F
+                    elif rule == 0:                  # exact
+                        e = s * g
+                        if t < T - 1:
+                            e = e + (u * dF * g + F) * E[t + 1, i, j]
+                    else:                            # detached
+                        e = s * g
+                        if t < T - 1:
+                            e = e + E[t + 1, i, j] * F
+                    E[t, i, j] = e
+
+    return backward
+
+
+_COMPILED = {}
+
+
+def _kernel(make, *case):
+    """The kernel make(*case), built once per process (and compiled once per machine:
+    Numba's cache keys each case by the constants it closes over)."""
+    key = (make, case)
+    if key not in _COMPILED:
+        _COMPILED[key] = make(*case)
+    return _COMPILED[key]
 
 
 @njit(cache=True, parallel=True)
@@ -137,6 +164,37 @@ def _sgd(p, v, g, mu, lr):
         p[i] = p[i] - lr * vi
 
 
+@njit(cache=True)
+def _im2col(A, k, out):
+    """out[r, p, q, i, :] = A[r, p + i, q C : (q + k) C]: the windows of maps A (R, H, W C),
+    each window row one contiguous run of k C numbers; out is (R, Ho, Wo, k, k C)."""
+    R, Ho, Wo, _, kC = out.shape
+    C = kC // k
+    for r in range(R):
+        for p in range(Ho):
+            for q in range(Wo):
+                for i in range(k):
+                    src = A[r, p + i]
+                    dst = out[r, p, q, i]
+                    for m in range(kC):
+                        dst[m] = src[q * C + m]
+
+
+@njit(cache=True)
+def _col2im(win, k, A):
+    """A[r, p + i, q + j, c] += win[r, p, q, i, j, c], window offset (i, j) by offset in
+    the order of the array code (so every sum is the same, bit for bit)."""
+    R, Ho, Wo = win.shape[:3]
+    C = A.shape[3]
+    for r in range(R):
+        for i in range(k):
+            for j in range(k):
+                for p in range(Ho):
+                    for q in range(Wo):
+                        for c in range(C):
+                            A[r, p + i, q + j, c] += win[r, p, q, i, j, c]
+
+
 def _flat(a, name):
     """a as a 1-d view (parameters and optimiser state are updated in place)."""
     if not a.flags.c_contiguous:
@@ -156,12 +214,40 @@ def configure_threads(n=None):
     return n
 
 
+def keep_freed_memory(limit=None):
+    """Ask the C library's malloc to keep freed blocks of up to limit bytes for reuse
+    instead of handing them back to the system (glibc's mallopt; elsewhere nothing
+    changes and None is returned).
+
+    A training step allocates and frees tens of megabytes of arrays (T B n numbers each).
+    By default glibc maps every block over 128 KiB afresh and unmaps it when freed, so
+    each page faults again on the next step: about 6 of a 24 ms step (chapter 7).  Kept,
+    the process's resident memory stays at its peak.  limit: bytes, default the
+    environment variable STBP_KEEP_FREED, else 256 MiB; 0 leaves malloc as it is.
+    Returns the limit in force, or None.
+    """
+    import ctypes
+    limit = int(os.environ.get("STBP_KEEP_FREED", 256 << 20)) if limit is None else int(limit)
+    if limit <= 0:
+        return None
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return None
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (mallopt(M_MMAP_THRESHOLD, limit) and mallopt(M_TRIM_THRESHOLD, 2 * limit)):
+        return None
+    return limit
+
+
 class NumbaKernels(Kernels):
-    """The fused operations on NumPy arrays (see the module's docstring)."""
+    """The fused operations on NumPy arrays (see the module's docstring); selecting them
+    also keeps freed memory for reuse (keep_freed_memory)."""
 
     def __init__(self, xp, threads=None):
         super().__init__(xp)
         self.threads = configure_threads(threads)
+        self.kept_freed = keep_freed_memory()
 
     def layer_forward(self, X, b, tau, v_th, surrogate, carry="exp"):
         self._check(carry=carry)
@@ -171,8 +257,8 @@ class NumbaKernels(Kernels):
         O = np.empty_like(U)
         F0, F1, _, _, slope = carry_values(tau, carry, U.dtype)
         sa, _ = surrogate_constants(surrogate, U.dtype)
-        _forward(U, b, O, real(tau), F0, F1, slope, real(v_th), bool(surrogate.binary),
-                 CARRIES[carry], sa, real(0.5), real(1))
+        forward = _kernel(_make_forward, bool(surrogate.binary), CARRIES[carry])
+        forward(U, b, O, real(tau), F0, F1, slope, real(v_th), sa, real(0.5), real(1))
         return U, O
 
     def layer_backward(self, spatial, U, O, tau, v_th, surrogate, rule="exact", carry="exp"):
@@ -187,9 +273,10 @@ class NumbaKernels(Kernels):
         P = np.empty_like(U) if rule == "seed" else np.zeros((1, 1, 1), U.dtype)
         F0, F1, dF0, dF1, slope = carry_values(tau, carry, U.dtype)
         sa, sb = surrogate_constants(surrogate, U.dtype)
-        _backward(S, U, O8, Or, E, P, real(tau), F0, F1, dF0, dF1, slope, real(v_th),
-                  bool(binary), CARRIES[carry], RULES[rule], curve_id(surrogate), sa, sb,
-                  real(0.5), real(1))
+        backward = _kernel(_make_backward, bool(binary), CARRIES[carry], RULES[rule],
+                           curve_id(surrogate))
+        backward(S, U, O8, Or, E, P, real(tau), F0, F1, dF0, dF1, slope, real(v_th), sa, sb,
+                 real(0.5), real(1))
         return E, (P if rule == "seed" else E)
 
     def bernoulli(self, R, x, dtype):
@@ -208,6 +295,21 @@ class NumbaKernels(Kernels):
               np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), real(beta1),
               real(1 - beta1), real(beta2), real(1 - beta2), real(1 / c2 ** 0.5), real(eps),
               real(lr / c1))
+
+    def im2col(self, A, k):
+        """stbp.conv.im2col in one pass: the k x k windows of A (R, H, W, C) as rows."""
+        R, H, W, C = A.shape
+        out = np.empty((R, H - k + 1, W - k + 1, k, k * C), dtype=A.dtype)
+        _im2col(np.ascontiguousarray(A).reshape(R, H, W * C), int(k), out)
+        return out.reshape(-1, k * k * C)
+
+    def col2im(self, rows, shape, k):
+        """stbp.conv.col2im in one pass: rows (R Ho Wo, k k C) added back onto maps."""
+        R, H, W, C = shape
+        A = np.zeros(shape, dtype=rows.dtype)
+        _col2im(np.ascontiguousarray(rows).reshape(R, H - k + 1, W - k + 1, k, k, C),
+                int(k), A)
+        return A
 
     def sgd(self, p, v, g, lr, momentum):
         """One SGD-with-momentum update of p in place (stbp.optim.SGD.step)."""
@@ -245,4 +347,4 @@ def spike_weight_grad(E, O):
     return dWt.T
 
 
-__all__ = ["configure_threads", "NumbaKernels", "spike_product", "spike_weight_grad"]
+__all__ = ["configure_threads", "keep_freed_memory", "NumbaKernels", "spike_product", "spike_weight_grad"]
