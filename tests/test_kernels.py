@@ -363,3 +363,35 @@ def test_kernel_threads_are_one_unless_asked():
     shown = run_python("import numba, stbp; print(numba.get_num_threads())",
                        STBP_NUMBA_THREADS="2")
     assert shown.stdout.split() == ["2"], shown.stderr
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, k, channel_first", [((6, 12, 12, 15), 5, False),
+                                                     ((4, 28, 28, 1), 5, True),
+                                                     ((3, 7, 9, 2), 3, False),
+                                                     ((2, 5, 5, 3), 5, False)])
+def test_fused_im2col_and_col2im_equal_the_array_code(monkeypatch, numba_kernels, dtype, shape,
+                                                      k, channel_first):
+    from stbp.conv import col2im, im2col
+    rng = np.random.default_rng(3)
+    A = rng.normal(0, 1, shape).astype(dtype)
+    if channel_first:           # the input layer's maps arrive as a transposed view
+        R, H, W, C = shape
+        A = rng.normal(0, 1, (R, C, H, W)).astype(dtype).transpose(0, 2, 3, 1)
+    out = {}
+    for key, fused in (("array", None), ("fused", numba_kernels)):
+        monkeypatch.setattr(backend, "fused", fused)
+        rows = im2col(A, k)
+        out[key] = rows, col2im(rows * 1.7 + 0.3, A.shape, k)
+    for got, ref in zip(out["fused"], out["array"]):
+        assert got.dtype == ref.dtype == np.dtype(dtype) and got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref)
+    R, H, W, C = A.shape
+    assert out["fused"][0].shape == (R * (H - k + 1) * (W - k + 1), k * k * C)
+
+
+def test_freed_memory_is_kept_unless_switched_off():
+    show = "from stbp import backend; print(backend.fused.kept_freed)"
+    assert run_python(show, STBP_KEEP_FREED="").stdout.split() == [str(256 << 20)]
+    assert run_python(show, STBP_KEEP_FREED="0").stdout.split() == ["None"]
+    assert run_python(show, STBP_KEEP_FREED=str(64 << 20)).stdout.split() == [str(64 << 20)]

@@ -227,7 +227,14 @@ def keep_freed_memory(limit=None):
     Returns the limit in force, or None.
     """
     import ctypes
-    limit = int(os.environ.get("STBP_KEEP_FREED", 256 << 20)) if limit is None else int(limit)
+    if limit is None:
+        text = os.environ.get("STBP_KEEP_FREED", "").strip()
+        try:
+            limit = int(text) if text else 256 << 20
+        except ValueError:
+            raise ValueError(f"STBP_KEEP_FREED must be a number of bytes (0: off), got "
+                             f"{text!r}") from None
+    limit = int(limit)
     if limit <= 0:
         return None
     try:
