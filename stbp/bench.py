@@ -266,7 +266,7 @@ def compile_times():
     return out
 
 
-#: thread set-ups compared by thread_options: name -> environment
+#: thread and memory set-ups compared by thread_options: name -> environment
 THREAD_OPTIONS = {
     "kernels 1 thread, BLAS 2 (chosen)": {"STBP_NUMBA_THREADS": "1"},
     "kernels 2 threads, BLAS 2": {"STBP_NUMBA_THREADS": "2"},
@@ -278,6 +278,10 @@ THREAD_OPTIONS = {
     "kernels 1, BLAS 1": {"STBP_NUMBA_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
     "kernels 2, BLAS 2 limited to 1 during kernels (threadpoolctl)": {
         "STBP_NUMBA_THREADS": "2", "STBP_BENCH_THREADPOOLCTL": "1"},
+    "kernels 1, BLAS 2, freed memory returned (STBP_KEEP_FREED=0)": {
+        "STBP_NUMBA_THREADS": "1", "STBP_KEEP_FREED": "0"},
+    "kernels 1, BLAS 1, freed memory returned (STBP_KEEP_FREED=0)": {
+        "STBP_NUMBA_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "STBP_KEEP_FREED": "0"},
 }
 
 

@@ -80,7 +80,8 @@ CONFIGS = {
                                        protocol="validation") for a in (3, 4)},
     # the paper's convolutional network (chapter 8), held-out protocol, every setting fixed
     # before any run (no choice was made on validation or test)
-    "cnn": dict(NEAREST, network=CNN_SPEC, init="paper", epochs=15, decay_every=10, protocol="validation",
+    "cnn": dict(NEAREST, network=CNN_SPEC, init="paper", epochs=15, decay_every=10,
+                protocol="validation",
                 choices=dict(FIXED, schedule="fixed: 15 epochs, lr x0.1 after 10, for run time "
                                              "on two CPU cores (the authors' code trains 100 "
                                              "epochs, x0.1 every 40); not tuned",
@@ -101,8 +102,8 @@ ABOUT = {
     "mlp": "held-out protocol: 'nearest' trained on 50,000 digits, validated on 10,000 every "
            "epoch, test scored once at the end",
     "mlp-long": "'mlp' over 50 epochs, learning rate x0.1 every 20",
-    "cnn": "the paper's CNN 28x28-15C5-P2-40C5-P2-300-10 with 'mlp''s settings but the paper's init, 15 "
-           "epochs, learning rate x0.1 after 10; held-out protocol",
+    "cnn": "the paper's CNN 28x28-15C5-P2-40C5-P2-300-10 with 'mlp''s settings but the "
+           "paper's init, 15 epochs, learning rate x0.1 after 10; held-out protocol",
     **{f"paper-rectangular-a{a}": f"the paper's settings with the rectangular surrogate of "
                                   f"width {a} instead of 1, held-out protocol, 3 epochs"
        for a in (3, 4)},

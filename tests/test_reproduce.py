@@ -134,3 +134,28 @@ def test_mlp_configs_are_the_requested_settings():
     assert (mlp["epochs"], mlp["decay_every"]) == (30, 10)
     assert (long["epochs"], long["decay_every"]) == (50, 20)
     assert all("protocol" not in reproduce.CONFIGS[c] for c in ("nearest", "best", "paper-sigmoid"))
+
+
+def test_cnn_config_trains_the_papers_network(tmp_path, tiny_mnist, monkeypatch):
+    """cnn: the paper's convolutional network under the held-out protocol; its checkpoint
+    resumes as a convolutional network, and its settings were fixed, not chosen."""
+    from stbp.conv import ConvSNN
+    cfg = reproduce.settings("cnn")
+    assert cfg["network"] == reproduce.CNN_SPEC == "28x28-15C5-P2-40C5-P2-300-10"
+    assert (cfg["tau"], cfg["v_th"], cfg["surrogate"], cfg["a"], cfg["init"], cfg["lr"]) == (
+        0.2, 0.5, "rectangular", 1.0, "paper", 1e-3)
+    assert cfg["protocol"] == "validation" and cfg["T"] == cfg["T_test"] == 8
+    assert reproduce.CONFIGS["cnn"]["choices"]["schedule"].startswith("fixed")
+    # a smaller convolutional network keeps the test fast; the code path is the same
+    monkeypatch.setitem(reproduce.CONFIGS, "cnn", dict(reproduce.CONFIGS["cnn"],
+                                                       network="28x28-2C5-P4-10", T=3, T_test=3))
+    r = reproduce.run("cnn", seed=0, out=tmp_path, epochs=1, progress=False)
+    assert r["test_scored"] and r["final_test_acc"] is not None
+    assert r["settings"]["network"] == "28x28-2C5-P4-10"
+    net = checkpoint.load(tmp_path / "cnn-exact-seed0.weights.npz")["net"]
+    assert isinstance(net, ConvSNN) and net.spec == "28x28-2C5-P4-10"
+    # resumed with one more epoch: the first epoch is not trained again
+    more = reproduce.run("cnn", seed=0, out=tmp_path, epochs=2, progress=False)
+    assert more["history"]["loss"][:1] == r["history"]["loss"]
+    # the fully connected configurations still build 784-800-10
+    assert "network" not in reproduce.settings("mlp")

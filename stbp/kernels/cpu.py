@@ -49,7 +49,7 @@ def _make_forward(binary, carry):
     outputs) and carry (0 "exp", 1 "linear") are constants of the compiled code."""
 
     @njit(cache=True, parallel=True)
-    def forward(U, b, O, tau, F0, F1, slope, v_th, sa, half, one):
+    def _forward(U, b, O, tau, F0, F1, slope, v_th, sa, half, one):
         T, B, n = U.shape
         zero = half - half
         for i in prange(B):
@@ -72,7 +72,7 @@ def _make_forward(binary, carry):
                     else:
                         O[t, i, j] = half + half * np.tanh(x / sa)
 
-    return forward
+    return _forward
 
 
 def _make_backward(binary, carry, rule, curve):
@@ -82,7 +82,7 @@ def _make_backward(binary, carry, rule, curve):
     (a curve chosen at run time kept it scalar, about 5 times slower; chapter 7)."""
 
     @njit(cache=True, parallel=True)
-    def backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half, one):
+    def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half, one):
         T, B, n = U.shape
         zero = half - half
         for i in prange(B):
@@ -122,7 +122,7 @@ def _make_backward(binary, carry, rule, curve):
                             e = e + E[t + 1, i, j] * F
                     E[t, i, j] = e
 
-    return backward
+    return _backward
 
 
 _COMPILED = {}
