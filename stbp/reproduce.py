@@ -129,6 +129,15 @@ def settings(config, epochs=None):
     return cfg
 
 
+def build(cfg, seed=0, carry="exp"):
+    """The network (784-800-10 unless cfg names another) and the Adam optimiser of a
+    configuration's settings cfg (see settings), initialised from seed."""
+    net = SNN(cfg.get("network", [784, 800, 10]), tau=cfg["tau"], v_th=cfg["v_th"], seed=seed,
+              init=cfg["init"], surrogate=surrogates.CURVES[cfg["surrogate"]](cfg["a"]),
+              carry=carry)
+    return net, Adam(parameters(net), lr=cfg["lr"])
+
+
 def run_tag(config, rule, cfg):
     """What a checkpoint must have been saved under to be resumed: the configuration's name,
     the rule and every setting except the number of epochs (a run may be extended); for the
@@ -180,10 +189,7 @@ def run(config, seed=0, rule="exact", out="results", epochs=None, data=None, pro
         cfg["carry"] = carry                      # part of the run's tag and settings
     stem = os.path.join(out, f"{config}-{rule}{'' if carry == 'exp' else '-' + carry}-seed{seed}")
     x_train, y_train, x_test, y_test = load_mnist(data)     # before the first epoch
-    net = SNN(cfg.get("network", [784, 800, 10]), tau=cfg["tau"], v_th=cfg["v_th"], seed=seed,
-              init=cfg["init"],
-              surrogate=surrogates.CURVES[cfg["surrogate"]](cfg["a"]), carry=carry)
-    opt = Adam(parameters(net), lr=cfg["lr"])
+    net, opt = build(cfg, seed, carry)
     every = cfg["decay_every"]
     schedule = None if every is None else (lambda e: step_decay(cfg["lr"], e, every=every))
     if validation:
@@ -281,5 +287,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["N_VAL", "CNN_SPEC", "PAPER", "NEAREST", "FIXED", "MLP", "CONFIGS", "ABOUT", "machine", "settings",
-           "run_tag", "run", "main"]
+__all__ = ["N_VAL", "CNN_SPEC", "PAPER", "NEAREST", "FIXED", "MLP", "CONFIGS", "ABOUT",
+           "machine", "settings", "build", "run_tag", "run", "main"]

@@ -25,18 +25,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from stbp import backend, surrogates  # noqa: E402
+from stbp import backend  # noqa: E402
 from stbp.data import VAL_SEED, load_mnist, validation_split  # noqa: E402
-from stbp.network import SNN  # noqa: E402
-from stbp.optim import Adam  # noqa: E402
-from stbp.reproduce import N_VAL, machine, settings  # noqa: E402
-from stbp.train import accuracy, dataset, eval_rng, parameters, train_epoch  # noqa: E402
-
-
-def build(cfg, seed=0):
-    net = SNN(cfg.get("network", [784, 800, 10]), tau=cfg["tau"], v_th=cfg["v_th"], seed=seed,
-              init=cfg["init"], surrogate=surrogates.CURVES[cfg["surrogate"]](cfg["a"]))
-    return net, Adam(parameters(net), lr=cfg["lr"])
+from stbp.reproduce import N_VAL, build, machine, settings  # noqa: E402
+from stbp.train import accuracy, dataset, eval_rng, train_epoch  # noqa: E402
 
 
 def time_config(config, data, batches, rounds):
