@@ -9,7 +9,9 @@ namespace at call time::
 
 Select the backend with ``backend.use("cupy")`` in code, or with the environment
 variable ``STBP_BACKEND=cupy`` before ``import stbp``; ``STBP_FUSE=0`` (or
-``use(..., fuse=False)``) turns the fused kernels off.  Asking for CuPy where it
+``use(..., fuse=False)``) turns the fused kernels off.  On the NumPy backend, freed
+arrays stay in the process for reuse (:func:`keep_freed_memory`; ``STBP_KEEP_FREED=0``
+turns that off).  Asking for CuPy where it
 is not installed, or where no CUDA device works, raises :class:`BackendError`
 saying which of the two is the problem.
 
@@ -32,6 +34,9 @@ name = "numpy"
 #: when the array code of chapters 2, 3 and 5 runs as written; their arithmetic is the
 #: array code's (chapter 7).
 fused = None
+#: The limit in bytes under which freed blocks stay in the process (keep_freed_memory),
+#: or None where malloc was left as it is.
+kept_freed = None
 
 
 class BackendError(RuntimeError):
@@ -60,6 +65,39 @@ def _load_cupy():
     return cupy
 
 
+def keep_freed_memory(limit=None):
+    """Ask the C library's malloc to keep freed blocks of up to limit bytes for reuse
+    instead of handing them back to the system (glibc's mallopt; elsewhere nothing
+    changes and None is returned).
+
+    A training step allocates and frees tens of megabytes of arrays (T B n numbers each).
+    By default glibc maps every block over 128 KiB afresh and unmaps it when freed, so
+    each page faults again on the next step (chapter 7 measures what that costs).  Kept,
+    the process's resident memory stays at its peak.  limit: bytes, default the
+    environment variable STBP_KEEP_FREED, else 256 MiB; 0 leaves malloc as it is.
+    Returns the limit in force, or None.
+    """
+    import ctypes
+    if limit is None:
+        text = os.environ.get("STBP_KEEP_FREED", "").strip()
+        try:
+            limit = int(text) if text else 256 << 20
+        except ValueError:
+            raise ValueError(f"STBP_KEEP_FREED must be a number of bytes (0: off), got "
+                             f"{text!r}") from None
+    limit = int(limit)
+    if limit <= 0:
+        return None
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return None
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (mallopt(M_MMAP_THRESHOLD, limit) and mallopt(M_TRIM_THRESHOLD, 2 * limit)):
+        return None
+    return limit
+
+
 def use(backend: str, fuse=None):
     """Select the array backend by name, ``"numpy"`` or ``"cupy"``; return its namespace.
 
@@ -67,7 +105,7 @@ def use(backend: str, fuse=None):
     ``fuse=False``, or the environment variable ``STBP_FUSE=0`` when fuse is not given,
     runs the array code of chapters 2, 3 and 5 as written instead.
     """
-    global xp, name, fused
+    global xp, name, fused, kept_freed
     if backend not in NAMES:
         raise BackendError(f"unknown backend {backend!r}; choose one of {NAMES}")
     if fuse is None:
@@ -81,6 +119,8 @@ def use(backend: str, fuse=None):
         from stbp.kernels.cuda import CudaKernels
         new_fused = CudaKernels(new_xp)
     xp, name, fused = new_xp, backend, new_fused
+    if backend == "numpy" and kept_freed is None:
+        kept_freed = keep_freed_memory()
     return xp
 
 
@@ -160,6 +200,7 @@ def permutation(rng, n):
 use(os.environ.get("STBP_BACKEND", "numpy").strip().lower() or "numpy")
 
 
-__all__ = ["NAMES", "xp", "name", "fused", "BackendError", "use", "fused_for", "fused_op",
+__all__ = ["NAMES", "xp", "name", "fused", "kept_freed", "BackendError", "keep_freed_memory",
+           "use", "fused_for", "fused_op",
            "to_numpy", "asarray", "default_rng", "rng_state", "set_rng_state",
            "permutation"]

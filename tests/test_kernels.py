@@ -391,7 +391,11 @@ def test_fused_im2col_and_col2im_equal_the_array_code(monkeypatch, numba_kernels
 
 
 def test_freed_memory_is_kept_unless_switched_off():
-    show = "from stbp import backend; print(backend.fused.kept_freed)"
+    show = "from stbp import backend; print(backend.kept_freed)"
     assert run_python(show, STBP_KEEP_FREED="").stdout.split() == [str(256 << 20)]
     assert run_python(show, STBP_KEEP_FREED="0").stdout.split() == ["None"]
     assert run_python(show, STBP_KEEP_FREED=str(64 << 20)).stdout.split() == [str(64 << 20)]
+    # the array code as written gets it too: it is the backend's, not the kernels'
+    assert run_python(show, STBP_FUSE="0").stdout.split() == [str(256 << 20)]
+    bad = run_python(show, STBP_KEEP_FREED="lots")
+    assert bad.returncode != 0 and "STBP_KEEP_FREED must be a number of bytes" in bad.stderr

@@ -214,47 +214,12 @@ def configure_threads(n=None):
     return n
 
 
-def keep_freed_memory(limit=None):
-    """Ask the C library's malloc to keep freed blocks of up to limit bytes for reuse
-    instead of handing them back to the system (glibc's mallopt; elsewhere nothing
-    changes and None is returned).
-
-    A training step allocates and frees tens of megabytes of arrays (T B n numbers each).
-    By default glibc maps every block over 128 KiB afresh and unmaps it when freed, so
-    each page faults again on the next step: about 6 of a 24 ms step (chapter 7).  Kept,
-    the process's resident memory stays at its peak.  limit: bytes, default the
-    environment variable STBP_KEEP_FREED, else 256 MiB; 0 leaves malloc as it is.
-    Returns the limit in force, or None.
-    """
-    import ctypes
-    if limit is None:
-        text = os.environ.get("STBP_KEEP_FREED", "").strip()
-        try:
-            limit = int(text) if text else 256 << 20
-        except ValueError:
-            raise ValueError(f"STBP_KEEP_FREED must be a number of bytes (0: off), got "
-                             f"{text!r}") from None
-    limit = int(limit)
-    if limit <= 0:
-        return None
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):
-        return None
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    if not (mallopt(M_MMAP_THRESHOLD, limit) and mallopt(M_TRIM_THRESHOLD, 2 * limit)):
-        return None
-    return limit
-
-
 class NumbaKernels(Kernels):
-    """The fused operations on NumPy arrays (see the module's docstring); selecting them
-    also keeps freed memory for reuse (keep_freed_memory)."""
+    """The fused operations on NumPy arrays (see the module's docstring)."""
 
     def __init__(self, xp, threads=None):
         super().__init__(xp)
         self.threads = configure_threads(threads)
-        self.kept_freed = keep_freed_memory()
 
     def layer_forward(self, X, b, tau, v_th, surrogate, carry="exp"):
         self._check(carry=carry)
@@ -354,4 +319,4 @@ def spike_weight_grad(E, O):
     return dWt.T
 
 
-__all__ = ["configure_threads", "keep_freed_memory", "NumbaKernels", "spike_product", "spike_weight_grad"]
+__all__ = ["configure_threads", "NumbaKernels", "spike_product", "spike_weight_grad"]
