@@ -102,7 +102,7 @@ ABOUT = {
     "mlp": "held-out protocol: 'nearest' trained on 50,000 digits, validated on 10,000 every "
            "epoch, test scored once at the end",
     "mlp-long": "'mlp' over 50 epochs, learning rate x0.1 every 20",
-    "cnn": "the paper's CNN 28x28-15C5-P2-40C5-P2-300-10 with 'mlp''s settings but the "
+    "cnn": "the paper's CNN 28x28-15C5-P2-40C5-P2-300-10 with the settings of 'mlp' but the "
            "paper's init, 15 epochs, learning rate x0.1 after 10; held-out protocol",
     **{f"paper-rectangular-a{a}": f"the paper's settings with the rectangular surrogate of "
                                   f"width {a} instead of 1, held-out protocol, 3 epochs"
