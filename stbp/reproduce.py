@@ -87,9 +87,10 @@ CONFIGS = {
                                              "epochs, x0.1 every 40); not tuned",
                              network="the paper's 28x28-15C5-P2-40C5-P2-300-10, average "
                                      "pooling of spikes as in the authors' code",
-                             init="the paper's (rows of unit norm): under fan-in init the "
-                                  "untrained network's 300 neurons never fire on training "
-                                  "digits, so every gradient is 0 (chapter 8)")),
+                             **{"tau, v_th, init": "the authors' code's decay 0.2 and "
+                                "threshold 0.5; the paper's init (rows of unit norm), since "
+                                "under fan-in init the untrained network's 300 neurons never "
+                                "fire on training digits and every gradient is 0 (chapter 8)"})),
 }
 #: One line per configuration, for --help.
 ABOUT = {

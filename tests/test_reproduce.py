@@ -145,7 +145,9 @@ def test_cnn_config_trains_the_papers_network(tmp_path, tiny_mnist, monkeypatch)
     assert (cfg["tau"], cfg["v_th"], cfg["surrogate"], cfg["a"], cfg["init"], cfg["lr"]) == (
         0.2, 0.5, "rectangular", 1.0, "paper", 1e-3)
     assert cfg["protocol"] == "validation" and cfg["T"] == cfg["T_test"] == 8
-    assert reproduce.CONFIGS["cnn"]["choices"]["schedule"].startswith("fixed")
+    choices = reproduce.CONFIGS["cnn"]["choices"]
+    assert choices["schedule"].startswith("fixed")
+    assert "the paper's init" in choices["tau, v_th, init"]      # not mlp's fan-in init
     # a smaller convolutional network keeps the test fast; the code path is the same
     monkeypatch.setitem(reproduce.CONFIGS, "cnn", dict(reproduce.CONFIGS["cnn"],
                                                        network="28x28-2C5-P4-10", T=3, T_test=3))

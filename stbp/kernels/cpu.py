@@ -79,7 +79,7 @@ def _make_backward(binary, carry, rule, curve):
     """The backward kernel for one case: binary, carry (0 "exp", 1 "linear"), rule (0 exact,
     1 seed, 2 detached) and curve (0-3, see _grad) are constants of the compiled code, so
     the loop over neurons holds no branch on them and compiles to vector instructions
-    (a curve chosen at run time kept it scalar, about 5 times slower; chapter 7)."""
+    (a curve read at run time keeps it scalar)."""
 
     @njit(cache=True, parallel=True)
     def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half, one):
