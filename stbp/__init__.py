@@ -6,5 +6,5 @@ each file); ``backend``, ``bench``, ``checkpoint``, ``checks``, ``data``, ``kern
 """
 __version__ = "0.1.0"
 
-from . import backend, backward, checkpoint, conv, data, encode, gradcheck, init, neuron, optim, surrogates, train  # noqa: E402,F401
+from . import backend, backward, checkpoint, conv, data, encode, gradcheck, init, neuron, optim, stats, surrogates, train  # noqa: E402,F401
 from .network import SNN, Trace  # noqa: E402,F401
