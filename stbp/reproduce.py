@@ -8,14 +8,16 @@ and, at the end, the trained network alone (``.weights.npz``).  Running the same
 again resumes from the checkpoint's last completed epoch; a checkpoint saved under other
 settings is refused.
 
-Two protocols (chapter 5):
+Three protocols (chapter 5):
 
-- ``protocol="validation"`` (the configurations ``mlp`` and ``mlp-long``): training uses
-  50,000 of the 60,000 training digits; the other 10,000 (``stbp.data.validation_split``,
-  the same for every run) are scored after every epoch, and configuration choices are made
-  on them.  The test set is scored once, after the last epoch, unless the run is a selection
-  run (``run(..., test=False)``, ``--no-test``), which never touches the test set.
-- ``protocol="full"`` (the final like-for-like runs of chapter 5): training on all 60,000
+- ``protocol="validation"`` (the held-out configurations: ``mlp``, ``mlp-long``, ``cnn``,
+  ``paper-rectangular-a3`` and ``-a4``, the ``screen-*`` runs and ``t30`` with its ablations):
+  training uses 50,000 of the 60,000 training digits; the other 10,000
+  (``stbp.data.validation_split``, the same for every run) are scored after every epoch,
+  and configuration choices are made on them.  The test set is scored once, after the
+  last epoch, unless the run is a selection run (``run(..., test=False)``, ``--no-test``),
+  which never touches the test set.
+- ``protocol="full"`` (``t30-full``, the final like-for-like runs of chapter 5): training on all 60,000
   digits, the paper's training set, with settings chosen beforehand on validation; the test
   set is scored once, after the last epoch.  There is no validation set.
 - the legacy protocol (``paper-<curve>``, ``nearest``, ``best``): training on all 60,000
@@ -92,6 +94,23 @@ SCREEN_AUTHORS = dict(SCREEN, tau=0.2, v_th=0.5, surrogate="rectangular", a=1.0,
     "final configuration, which keeps the paper's settings"))
 
 
+#: What the screen chose, by the rule SCREEN states (chapter 5): the curve, its width and
+#: the gradient variant (the default of --rule and --carry for the t30 configurations).
+T30_CHOICE = dict(surrogate="polynomial", a=1.0, rule="exact", carry="linear")
+#: The paper's settings with the screen's choice, over a longer schedule: the selection run
+#: that chooses the epoch count on validation, the base of the ablations.
+T30 = dict(SCREEN, **T30_CHOICE, epochs=15, decay_every=10, choices=dict(
+               SCREEN["choices"],
+               variant=f"chosen by the screen: {T30_CHOICE['surrogate']} a = "
+                       f"{T30_CHOICE['a']:g}, rule {T30_CHOICE['rule']!r}, carry "
+                       f"{T30_CHOICE['carry']!r}",
+               schedule="fixed before the screen ended: 15 epochs, lr x0.1 after 10, for "
+                        "run time; the epoch count of the final runs is the epoch of the "
+                        "highest validation accuracy of this run (the earliest if equal)"))
+#: One factor at a time from T30, each on validation: T, the neuron, the initialisation.
+ABLATIONS = {"T8": dict(T=8, T_test=8),
+             "authors-neuron": dict(tau=0.2, v_th=0.5),
+             "fan-in": dict(init="fan_in")}
 CONFIGS = {
     # the paper's stated settings, with each of its four surrogate curves
     **{f"paper-{name}": dict(PAPER, surrogate=name) for name in surrogates.CURVES},
@@ -118,6 +137,11 @@ CONFIGS = {
     **{f"screen-{name}": dict(SCREEN, surrogate=name.split("-")[0], a=a)
        for name, a in SCREENED.items()},
     "screen-authors": SCREEN_AUTHORS,
+    # like for like on the paper's terms (chapter 5): the selection run, the final runs on
+    # all 60,000 digits (test scored once) and one factor changed at a time
+    "t30": T30,
+    "t30-full": dict(T30, protocol="full"),
+    **{f"t30-{name}": dict(T30, **change) for name, change in ABLATIONS.items()},
     "cnn": dict(NEAREST, network=CNN_SPEC, init="paper", epochs=15, decay_every=10,
                 protocol="validation",
                 choices=dict(FIXED, schedule="fixed: 15 epochs, lr x0.1 after 10, for run time "
@@ -146,6 +170,12 @@ ABOUT = {
     **{f"screen-{name}": f"screen: the paper's settings (tau 0.1, V_th 1.5, T 30, its init) "
                          f"with the {name.split('-')[0]} curve, a = {a:g}, held-out "
                          f"protocol, 3 epochs" for name, a in SCREENED.items()},
+    "t30": "the paper's settings with the screen's choice, 15 epochs (lr x0.1 after 10), "
+           "held-out protocol: the selection run of the final like-for-like runs",
+    "t30-full": "'t30' trained on all 60,000 digits, test scored once; --epochs gives the "
+                "count chosen on validation",
+    **{f"t30-{name}": f"'t30' with {', '.join(f'{k} {v}' for k, v in change.items())}: an "
+                      f"ablation on validation" for name, change in ABLATIONS.items()},
     "screen-authors": "screen: the authors' code's tau 0.2, V_th 0.5, rectangle a = 1 at "
                       "T 30, the paper's init, held-out protocol, 3 epochs",
     **{f"paper-rectangular-a{a}": f"the paper's settings with the rectangular surrogate of "
@@ -225,25 +255,30 @@ def _write_json(path, results):
     os.replace(tmp, path)
 
 
-def run(config, seed=0, rule="exact", out="results", epochs=None, data=None, progress=True,
-        test=True, carry="exp"):
+def run(config, seed=0, rule=None, out="results", epochs=None, data=None, progress=True,
+        test=True, carry=None):
     """Train the configuration's network (784-800-10 unless it names another) on MNIST with
     CONFIGS[config]; write and return the results dict.
 
-    carry: the carry function of chapter 1 ("exp", the equations sheet's, or "linear");
-    runs with the linear carry are written under <config>-<rule>-linear-seed<seed>.
+    rule, carry: the gradient rule of chapter 3 and the carry function of chapter 1 ("exp",
+    the equations sheet's, or "linear"); None takes the configuration's (t30 and its
+    relatives name the screen's choice), else "exact" and "exp".  Runs with the linear carry
+    are written under <config>-<rule>-linear-seed<seed>.
 
     test=False (only for protocol="validation"): a selection run, which never scores the
     test set; its results say test_scored False and final_test_acc None.
     """
     cfg = settings(config, epochs)
+    named_rule, named_carry = cfg.pop("rule", "exact"), cfg.pop("carry", "exp")
+    rule = named_rule if rule is None else rule
+    carry = named_carry if carry is None else carry
     validation = cfg.get("protocol") == "validation"
     full = cfg.get("protocol") == "full"
     origin = provenance()                         # before any training
     seed, rule = checks.integer("seed", seed, 0), checks.choice("rule", rule, RULES)
     if not test and not validation:
         raise ValueError(f"test=False (--no-test) needs a configuration with "
-                         f"protocol='validation'; {config!r} scores the test set every epoch")
+                         f"protocol='validation'; {config!r} has no validation set")
     checks.choice("carry", carry, CARRIES)
     _writable(out)
     if carry != "exp":
@@ -322,11 +357,12 @@ def main(argv=None):
                         help="the configuration to train (listed below)")
     parser.add_argument("--seed", type=_count(0), nargs="+", default=[0],
                         help="one or more seeds (non-negative integers), one run each")
-    parser.add_argument("--rule", default="exact", choices=list(RULES),
-                        help="the gradient rule (chapter 3)")
-    parser.add_argument("--carry", default="exp", choices=list(CARRIES),
+    parser.add_argument("--rule", default=None, choices=list(RULES),
+                        help="the gradient rule (chapter 3); default: the configuration's, "
+                             "else 'exact'")
+    parser.add_argument("--carry", default=None, choices=list(CARRIES),
                         help="the carry function f (chapter 1): the equations sheet's 'exp' "
-                             "or 'linear'")
+                             "or 'linear'; default: the configuration's, else 'exp'")
     parser.add_argument("--epochs", type=_count(1), default=None,
                         help="override the configuration's epochs (a positive integer)")
     parser.add_argument("--out", default="results", help="folder for results and checkpoints")
@@ -345,7 +381,7 @@ def main(argv=None):
             parser.exit(1, f"{parser.prog}: error: {exc}\n")
         val = r.get("final_val_acc")
         test = r["final_test_acc"]
-        print(f"{args.config} rule={args.rule} seed={seed}: "
+        print(f"{args.config} rule={r['rule']} seed={seed}: "
               + (f"validation accuracy {val:.4f}, " if val is not None else "")
               + (f"test accuracy {test:.4f}" if test is not None else "test set not scored")
               + f" after {len(r['history']['epoch'])} epochs, {r['wall_time_s']:.0f} s")
@@ -357,4 +393,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["N_VAL", "CNN_SPEC", "PAPER", "NEAREST", "FIXED", "MLP", "SCREEN", "SCREENED",
-           "SCREEN_AUTHORS", "CONFIGS", "ABOUT", "provenance", "machine", "settings", "build", "run_tag", "run", "main"]
+           "SCREEN_AUTHORS", "T30_CHOICE", "T30", "ABLATIONS", "CONFIGS", "ABOUT", "provenance", "machine", "settings", "build", "run_tag", "run", "main"]

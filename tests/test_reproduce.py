@@ -161,3 +161,41 @@ def test_cnn_config_trains_the_papers_network(tmp_path, tiny_mnist, monkeypatch)
     assert more["history"]["loss"][:1] == r["history"]["loss"]
     # the fully connected configurations still build 784-800-10
     assert "network" not in reproduce.settings("mlp")
+
+
+def test_full_protocol_scores_the_test_set_once_and_records_its_commit(tmp_path, tiny_mnist,
+                                                                        monkeypatch):
+    monkeypatch.setitem(reproduce.CONFIGS, "tiny-full", dict(
+        reproduce.NEAREST, protocol="full", epochs=2, rule="detached", carry="linear",
+        choices={"why": "a test"}))
+    r = reproduce.run("tiny-full", seed=0, out=tmp_path, progress=False)
+    # the configuration's rule and carry are the defaults, and the file is named by them
+    assert r["rule"] == "detached" and r["settings"]["carry"] == "linear"
+    assert (tmp_path / "tiny-full-detached-linear-seed0.json").exists()
+    assert "rule" not in r["settings"]
+    # all 200 training digits, no validation set, the test set scored once at the end
+    assert r["protocol"] == "full" and r["test_scored"] is True
+    assert r["history"]["val_acc"] == [None, None] and r["history"]["test_acc"] == [None, None]
+    x_train, y_train, x_test, y_test = tiny_mnist
+    net = reproduce.checkpoint.load(tmp_path / "tiny-full-detached-linear-seed0.weights.npz")["net"]
+    assert r["final_test_acc"] == reproduce.evaluate(net, x_test, y_test, 8,
+                                                     reproduce.eval_rng(0))
+    assert r["choices"] == {"why": "a test"}
+    # the commit of this checkout, and whether its tracked files were unmodified
+    origin = reproduce.provenance()
+    assert r["commit"] == origin["commit"] and r["tree_clean"] == origin["tree_clean"]
+    if origin["commit"] is not None:
+        assert len(origin["commit"]) == 40 and isinstance(origin["tree_clean"], bool)
+    # an explicit rule overrides the configuration's
+    other = reproduce.run("tiny-full", seed=0, out=tmp_path, rule="exact", carry="exp",
+                          epochs=1, progress=False)
+    assert other["rule"] == "exact" and "carry" not in other["settings"]
+    with pytest.raises(ValueError, match="has no validation set"):
+        reproduce.run("tiny-full", seed=0, out=tmp_path, test=False, progress=False)
+
+
+def test_provenance_outside_a_checkout(monkeypatch):
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+    monkeypatch.setattr(reproduce.subprocess, "run", no_git)
+    assert reproduce.provenance() == {"commit": None, "tree_clean": None}
