@@ -68,6 +68,10 @@ def _load_cupy():
     return cupy
 
 
+#: The largest limit keep_freed_memory takes: twice it must fit in a C int.
+KEEP_FREED_MAX = (2**31 - 1) // 2
+
+
 def keep_freed_memory(limit=None):
     """Ask the C library's malloc to keep freed blocks of up to limit bytes for reuse
     instead of handing them back to the system (glibc's mallopt; elsewhere nothing
@@ -77,14 +81,18 @@ def keep_freed_memory(limit=None):
     By default glibc maps every block over 128 KiB afresh and unmaps it when freed, so
     each page faults again on the next step (chapter 7 measures what that costs).  Kept,
     the process's resident memory stays at its peak.  limit: bytes, default the
-    environment variable STBP_KEEP_FREED, else 256 MiB; 0 leaves malloc as it is.
+    environment variable STBP_KEEP_FREED, else 256 MiB; 0 leaves malloc as it is; at most
+    KEEP_FREED_MAX (mallopt takes a C int, and the trim threshold is twice the limit).
     Returns the limit in force, or None.
     """
     import ctypes
     if limit is None:
-        limit = env.integer("STBP_KEEP_FREED", 256 << 20, minimum=0,
+        limit = env.integer("STBP_KEEP_FREED", 256 << 20, minimum=0, maximum=KEEP_FREED_MAX,
                             what="a number of bytes (0: off)")
     limit = int(limit)
+    if limit > KEEP_FREED_MAX:
+        raise ValueError(f"limit must be at most {KEEP_FREED_MAX} bytes (malloc's C int "
+                         f"holds twice it); got limit = {limit}")
     if limit <= 0:
         return None
     try:
@@ -210,7 +218,8 @@ def permutation(rng, n):
 use(env.choice("STBP_BACKEND", NAMES, "numpy"))
 
 
-__all__ = ["NAMES", "xp", "name", "fused", "kept_freed", "BackendError", "keep_freed_memory",
+__all__ = ["NAMES", "xp", "name", "fused", "kept_freed", "BackendError", "KEEP_FREED_MAX",
+           "keep_freed_memory",
            "use", "fused_for", "fused_op", "memory",
            "to_numpy", "asarray", "default_rng", "rng_state", "set_rng_state",
            "permutation"]

@@ -30,8 +30,9 @@ VARIABLES = {
                   "boolean, default on: off runs the book's array code instead of the "
                   "fused kernels"),
     "STBP_KEEP_FREED": ("package (stbp.backend)",
-                        "integer >= 0, bytes, default 268435456 (256 MiB): freed blocks up "
-                        "to this size stay in the process (NumPy backend); 0 turns it off"),
+                        "integer from 0 to 1073741823, bytes, default 268435456 (256 MiB): "
+                        "freed blocks up to this size stay in the process (NumPy backend); "
+                        "0 turns it off"),
     "STBP_NUMBA_THREADS": ("package (stbp.kernels.cpu)",
                            "integer from 1 to `NUMBA_NUM_THREADS`, default 1: the fused "
                            "CPU kernels' threads"),

@@ -710,10 +710,14 @@ def test_numbers_and_choices_are_parsed_with_named_errors(monkeypatch):
         from stbp.kernels.cpu import configure_threads
         with pytest.raises(ValueError, match=match):
             configure_threads()
-    monkeypatch.setenv("STBP_KEEP_FREED", "-5")
-    with pytest.raises(ValueError, match=r"STBP_KEEP_FREED must be a number of bytes \(0: off\), "
-                                         r"an integer >= 0; got STBP_KEEP_FREED='-5'"):
-        stbp.backend.keep_freed_memory()
+    for text in ("-5", str(2 ** 31)):               # mallopt takes a C int: no ctypes error
+        monkeypatch.setenv("STBP_KEEP_FREED", text)
+        with pytest.raises(ValueError, match=rf"STBP_KEEP_FREED must be a number of bytes "
+                                             rf"\(0: off\), an integer from 0 to 1073741823; "
+                                             rf"got STBP_KEEP_FREED='{text}'"):
+            stbp.backend.keep_freed_memory()
+    with pytest.raises(ValueError, match="limit must be at most 1073741823 bytes"):
+        stbp.backend.keep_freed_memory(2 ** 31)
     monkeypatch.setenv("STBP_DOWNLOAD_TIMEOUT", "nan")
     with pytest.raises(ValueError, match="STBP_DOWNLOAD_TIMEOUT must be a positive number of seconds"):
         data.download_timeout()

@@ -25,6 +25,7 @@ Hand-written glue, not exported from the book.
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numba
@@ -237,6 +238,8 @@ def configure_threads(n=None):
     most = numba.config.NUMBA_NUM_THREADS
     if n is None:
         n = env.integer("STBP_NUMBA_THREADS", 1, minimum=1, maximum=most)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"Numba threads must be an integer in [1, {most}], got {n!r}")
     n = int(n)
     if not 1 <= n <= most:
         raise ValueError(f"Numba threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], "
