@@ -8,8 +8,9 @@ namespace at call time::
     u = xp.zeros((T, B, n))
 
 Select the backend with ``backend.use("cupy")`` in code, or with the environment
-variable ``STBP_BACKEND=cupy`` before ``import stbp``; ``STBP_FUSE=0`` (or
-``use(..., fuse=False)``) turns the fused kernels off.  On the NumPy backend, freed
+variable ``STBP_BACKEND=cupy`` before ``import stbp``; ``STBP_FUSE=0`` (or ``off``,
+``false``, ``no``; or ``use(..., fuse=False)``) turns the fused kernels off, and a value
+it cannot read is an error (:mod:`stbp.env`).  On the NumPy backend, freed
 arrays stay in the process for reuse (:func:`keep_freed_memory`; ``STBP_KEEP_FREED=0``
 turns that off).  Asking for CuPy where it
 is not installed, or where no CUDA device works, raises :class:`BackendError`
@@ -23,6 +24,8 @@ import base64
 import os
 
 import numpy
+
+from stbp import env
 
 NAMES = ("numpy", "cupy")
 
@@ -65,6 +68,10 @@ def _load_cupy():
     return cupy
 
 
+#: The largest limit keep_freed_memory takes: twice it must fit in a C int.
+KEEP_FREED_MAX = (2**31 - 1) // 2
+
+
 def keep_freed_memory(limit=None):
     """Ask the C library's malloc to keep freed blocks of up to limit bytes for reuse
     instead of handing them back to the system (glibc's mallopt; elsewhere nothing
@@ -74,18 +81,18 @@ def keep_freed_memory(limit=None):
     By default glibc maps every block over 128 KiB afresh and unmaps it when freed, so
     each page faults again on the next step (chapter 7 measures what that costs).  Kept,
     the process's resident memory stays at its peak.  limit: bytes, default the
-    environment variable STBP_KEEP_FREED, else 256 MiB; 0 leaves malloc as it is.
+    environment variable STBP_KEEP_FREED, else 256 MiB; 0 leaves malloc as it is; at most
+    KEEP_FREED_MAX (mallopt takes a C int, and the trim threshold is twice the limit).
     Returns the limit in force, or None.
     """
     import ctypes
     if limit is None:
-        text = os.environ.get("STBP_KEEP_FREED", "").strip()
-        try:
-            limit = int(text) if text else 256 << 20
-        except ValueError:
-            raise ValueError(f"STBP_KEEP_FREED must be a number of bytes (0: off), got "
-                             f"{text!r}") from None
+        limit = env.integer("STBP_KEEP_FREED", 256 << 20, minimum=0, maximum=KEEP_FREED_MAX,
+                            what="a number of bytes (0: off)")
     limit = int(limit)
+    if limit > KEEP_FREED_MAX:
+        raise ValueError(f"limit must be at most {KEEP_FREED_MAX} bytes (malloc's C int "
+                         f"holds twice it); got limit = {limit}")
     if limit <= 0:
         return None
     try:
@@ -109,7 +116,7 @@ def use(backend: str, fuse=None):
     if backend not in NAMES:
         raise BackendError(f"unknown backend {backend!r}; choose one of {NAMES}")
     if fuse is None:
-        fuse = os.environ.get("STBP_FUSE", "1").strip() not in ("0", "false", "no", "off")
+        fuse = env.flag("STBP_FUSE", True)
     new_xp = numpy if backend == "numpy" else _load_cupy()
     new_fused = None
     if fuse and backend == "numpy":
@@ -136,6 +143,17 @@ def fused_op(op):
     """The fused kernel ``op`` ("bernoulli", "adam", "sgd", "im2col", "col2im") of the selected backend, or
     None to run the array code."""
     return getattr(fused, op, None) if fused is not None else None
+
+
+def memory():
+    """The bytes of memory of the device that holds the arrays: the machine's physical
+    memory on NumPy, the GPU's on CuPy; None where it cannot be read."""
+    try:
+        if name == "cupy":
+            return int(xp.cuda.runtime.memGetInfo()[1])
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except Exception:              # no sysconf (Windows), a CUDA error: unknown
+        return None
 
 
 def to_numpy(a):
@@ -197,10 +215,11 @@ def permutation(rng, n):
     return xp.argsort(rng.random(n))
 
 
-use(os.environ.get("STBP_BACKEND", "numpy").strip().lower() or "numpy")
+use(env.choice("STBP_BACKEND", NAMES, "numpy"))
 
 
-__all__ = ["NAMES", "xp", "name", "fused", "kept_freed", "BackendError", "keep_freed_memory",
-           "use", "fused_for", "fused_op",
+__all__ = ["NAMES", "xp", "name", "fused", "kept_freed", "BackendError", "KEEP_FREED_MAX",
+           "keep_freed_memory",
+           "use", "fused_for", "fused_op", "memory",
            "to_numpy", "asarray", "default_rng", "rng_state", "set_rng_state",
            "permutation"]

@@ -35,7 +35,7 @@ import sys
 import time
 import tracemalloc
 
-from stbp import backend
+from stbp import backend, env, files
 
 
 def _sync():
@@ -287,7 +287,7 @@ THREAD_OPTIONS = {
 
 def _thread_probe():
     """Run in a subprocess by thread_options: print one training step's times as JSON."""
-    if os.environ.get("STBP_BENCH_THREADPOOLCTL") == "1":
+    if env.flag("STBP_BENCH_THREADPOOLCTL", False):
         from threadpoolctl import ThreadpoolController
         limit = ThreadpoolController().select(user_api="blas")
         kernels = backend.fused
@@ -433,6 +433,8 @@ def main(argv=None):
                         help="PyTorch/stbp times from tools/bench_peers.py")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    if args.out:
+        files.check_target(args.out, "benchmark file")     # before minutes of timing
     if args.backend or args.no_fuse:
         backend.use(args.backend or backend.name, fuse=not args.no_fuse)
     results = {"machine": machine()}
@@ -493,8 +495,8 @@ def main(argv=None):
             print(f"step time as {vary} grows: " + ", ".join(
                 f"{p['value']}: {p['step_s'] * 1e3:.1f} ms" for p in points))
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(results, fh, indent=1)
+        text = json.dumps(results, indent=1).encode()
+        files.write_atomic(args.out, lambda fh: fh.write(text), "benchmark file")
     return 0
 
 

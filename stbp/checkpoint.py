@@ -10,40 +10,51 @@ The file holds every array of the network (``W0, b0, W1, ...``) and of the optim
 v_th, carry, dtype, surrogate, the optimiser's class and the caller's state.  Nothing is
 pickled, and loading uses ``allow_pickle=False``, so a checkpoint cannot run code.
 
-**Writes are atomic**: the data go to a temporary file ``.tmp-<name>-*.npz`` in the target's
-folder, are flushed to disk, and the file is renamed over the target; a rename within one
-file system is atomic, so a crash leaves the previous checkpoint intact.  On an error the
-temporary file is removed.  A process killed mid-write (SIGKILL, power cut) cannot clean up,
-so each save also removes temporary files of the same target that are older than this
-module's import in the current process: they belong to an earlier, dead writer.  (Two live
-processes writing one checkpoint at once is a mistake this does not try to support.)
+**Writes are atomic** (:func:`stbp.files.write_atomic`): the data go to a temporary file
+of a unique name in the target's folder, are flushed to disk, and the file is renamed
+over the target, so a crash leaves the previous checkpoint intact and two writers never
+mix their files.  Temporary files of writers that died mid-write are removed.
 
-**Loads are checked**: the zip's integrity (every member's CRC), the required entries, the
-meta JSON, each array's exact shape and dtype (nothing is broadcast), that every value is
-finite, and, when loading into an existing network, that its sizes, tau, v_th, carry,
-dtype and surrogate are the checkpoint's.  Every failure is a ``ValueError`` (or
-``FileNotFoundError``) that names the file.
+**Loads are checked, cheaply first**, so that a hostile or broken file costs little and
+changes nothing: the path must be a regular file (a FIFO, a device or a directory is
+refused without blocking); every entry must be one a checkpoint holds (``meta``, ``W<k>``,
+``b<k>``, ``opt.<name>``) with a plain numeric array (no Python objects); each entry's
+declared size must agree with its array header and not be inflated beyond it; the shapes
+the headers declare and the network sizes in ``meta`` are checked against ``MAX_NUMBERS``
+and against each other before anything is allocated.  Then the meta JSON, each array's
+exact shape and dtype (nothing is broadcast), that every value is finite, every entry's
+CRC, the optimiser's state (its own ``check_state``: Adam's second moment cannot be
+negative), and, when loading into an existing network, that its sizes, tau, v_th,
+carry, dtype and surrogate are the checkpoint's (equivalent specs such as ``12x12`` and
+``12x12x1`` are the same network).  Every failure is a ``ValueError`` (or
+``FileNotFoundError``, ``PermissionError``) that names the file.
 
-This module is hand-written; it imports :mod:`stbp.network` and nothing imports it back.
+This module is hand-written; it imports :mod:`stbp.network` and :mod:`stbp.conv` and
+nothing imports it back.
 """
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
-import tempfile
-import time
+import re
 import zipfile
+from zlib import error as zlib_error
 
 import numpy
+import numpy.lib.format as npy
 
-from stbp import backend, surrogates
+from stbp import backend, checks, files, surrogates
+from stbp.conv import parse_spec
 from stbp.network import SNN
 
-#: Temporary files of a target older than this (seconds since the epoch) are stale.
-_STARTED = time.time()
+#: The most numbers (weights, biases and optimiser state together) a checkpoint may
+#: declare, and the most neurons in one of its layers: 2^28, 1 GiB of float32.
+MAX_NUMBERS = 1 << 28
+#: The most bytes of a checkpoint's meta entry (its JSON text, as UTF-32).
+MAX_META = 1 << 24
 _META_KEYS = ("sizes", "tau", "v_th", "dtype", "surrogate", "optimizer", "state")
+_ENTRY = re.compile(r"(meta|[Wb]\d+|opt\.[A-Za-z_][A-Za-z0-9_]*)\.npy")
 
 
 def _surrogate_from(spec, path):
@@ -64,29 +75,9 @@ def hyper_parameters(net):
             "surrogate": {"name": type(net.surrogate).__name__, "a": net.surrogate.a}}
 
 
-def _tmp_prefix(path):
-    return f".tmp-{os.path.basename(path)}-"
-
-
-def _remove_stale(folder, path):
-    """Delete temporary files of this target left by a writer that died mid-save."""
-    for old in glob.glob(os.path.join(glob.escape(folder), glob.escape(_tmp_prefix(path)) + "*.npz")):
-        try:
-            if os.path.getmtime(old) < _STARTED:
-                os.unlink(old)
-        except OSError:
-            pass                                 # gone already, or not ours to remove
-
-
 def save(path, net, optimizer=None, state=None):
     """Write net (and the optimiser's arrays, and a JSON-able state dict) to path atomically."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot save checkpoint {path}: its folder {folder} does not "
-                                f"exist")
-    if os.path.isdir(path):
-        raise ValueError(f"cannot save checkpoint {path}: it is a directory")
+    path = files.check_target(path, "checkpoint", probe=False)
     arrays = {}
     for k, (W, b) in enumerate(zip(net.W, net.b)):
         arrays[f"W{k}"], arrays[f"b{k}"] = backend.to_numpy(W), backend.to_numpy(b)
@@ -97,49 +88,140 @@ def save(path, net, optimizer=None, state=None):
                 optimizer=None if optimizer is None else type(optimizer).__name__,
                 state=state or {})
     arrays["meta"] = numpy.array(json.dumps(meta))
-    _remove_stale(folder, path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_tmp_prefix(path), suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            numpy.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)                  # mkstemp makes it private; a checkpoint is not
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.write_atomic(path, lambda fh: numpy.savez(fh, **arrays), "checkpoint")
 
 
-def _read(path):
-    """Every entry of the .npz at path, after checking that it is an intact zip archive."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"checkpoint {path} is a directory, not a .npz file")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()               # reads every member and checks its CRC
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path} is not a valid .npz archive (truncated, corrupt "
-                         f"or not a checkpoint): {exc}") from None
-    if bad is not None:
-        raise ValueError(f"checkpoint {path} is corrupt: entry {bad!r} fails its CRC check")
-    try:
-        with numpy.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"checkpoint {path} is not a readable stbp checkpoint (an entry is "
-                         f"not a plain array: {exc})") from None
+class _Archive:
+    """An open checkpoint whose entries' headers have been read and checked: entries maps
+    each name (W0, meta, opt.k, ...) to (ZipInfo, shape, dtype); nothing read beyond."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fh = files.open_regular(path, "checkpoint")
+        try:
+            self.zip = zipfile.ZipFile(self.fh)
+            self.entries, self.unexpected = {}, []
+            for info in self.zip.infolist():
+                self._header(info)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
+                NotImplementedError) as exc:
+            self.close()
+            raise ValueError(f"checkpoint {path} is not a valid .npz archive (truncated, "
+                             f"corrupt or not a checkpoint): {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+        declared = sum(math.prod(shape) for key, (_, shape, _) in self.entries.items()
+                       if key != "meta")
+        if declared > MAX_NUMBERS:
+            self.close()
+            raise ValueError(f"checkpoint {path} declares {declared} numbers, more than "
+                             f"the {MAX_NUMBERS} a checkpoint may hold (checkpoint.MAX_NUMBERS)")
+
+    def _header(self, info):
+        """Check one member's name, sizes and array header; record (info, shape, dtype)."""
+        path, name = self.path, info.filename
+        m = _ENTRY.fullmatch(name)
+        if m is None:
+            self.unexpected.append(name)              # refused once meta is found
+            return
+        key = m[1]
+        if key in self.entries:
+            raise ValueError(f"checkpoint {path} is not an stbp checkpoint: it holds two "
+                             f"entries named {name!r}")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"checkpoint {path}: entry {key!r} uses an unsupported "
+                             f"compression (method {info.compress_type})")
+        # deflate never needs more than about 1/1000 over the data it holds: a larger
+        # member holds more than it declares (a bomb, or junk after it)
+        slack = 0 if info.compress_type == zipfile.ZIP_STORED else info.file_size // 1000 + 1024
+        if info.compress_size > info.file_size + slack:
+            raise ValueError(f"checkpoint {path}: entry {key!r} holds {info.compress_size} "
+                             f"bytes of data for {info.file_size} declared: it inflates "
+                             f"beyond its declared size")
+        try:
+            with self.zip.open(info) as fh:
+                version = npy.read_magic(fh)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f"unsupported .npy format version {version}")
+                shape, _, dtype = (npy.read_array_header_1_0(fh) if version == (1, 0)
+                                   else npy.read_array_header_2_0(fh))
+                at = fh.tell()
+        except zipfile.BadZipFile as exc:
+            if "CRC" not in str(exc):
+                raise
+            raise ValueError(f"checkpoint {path} is corrupt: entry {name!r} fails its CRC "
+                             f"check") from None
+        except (ValueError, TypeError, SyntaxError) as exc:
+            raise ValueError(f"checkpoint {path} is not a readable stbp checkpoint: entry "
+                             f"{key!r} is not a .npy array ({exc})") from None
+        if dtype.hasobject or dtype.kind not in ("U" if key == "meta" else "biuf"):
+            raise ValueError(f"checkpoint {path} is not a readable stbp checkpoint: entry "
+                             f"{key!r} holds {dtype} values"
+                             + (" (Python objects, pickled), which are never loaded"
+                                if dtype.hasobject else ", not plain numbers"))
+        count = math.prod(shape)
+        if key != "meta" and (count > MAX_NUMBERS or len(shape) > 8):
+            raise ValueError(f"checkpoint {path}: entry {key!r} declares shape {shape}, "
+                             f"more than the {MAX_NUMBERS} numbers a checkpoint may hold")
+        if key == "meta" and (shape != () or dtype.itemsize > MAX_META):
+            raise ValueError(f"checkpoint {path}: its 'meta' entry must be one string of at "
+                             f"most {MAX_META} bytes; got {dtype} of shape {shape}")
+        if at + count * dtype.itemsize != info.file_size:
+            raise ValueError(f"checkpoint {path}: entry {key!r} declares shape {shape} of "
+                             f"{dtype} ({count * dtype.itemsize} bytes) but holds "
+                             f"{info.file_size - at} bytes")
+        self.entries[key] = (info, shape, dtype)
+
+    def read(self, key):
+        """The array of entry key, read in full (its CRC checked)."""
+        info = self.entries[key][0]
+        try:
+            with self.zip.open(info) as fh:
+                a = npy.read_array(fh, allow_pickle=False)
+                fh.read(1)                            # at the end: the CRC is checked
+        except zipfile.BadZipFile:
+            raise ValueError(f"checkpoint {self.path} is corrupt: entry {info.filename!r} "
+                             f"fails its CRC check") from None
+        except (OSError, ValueError, EOFError, zlib_error) as exc:
+            raise ValueError(f"checkpoint {self.path} is not a readable stbp checkpoint "
+                             f"(entry {info.filename!r}: {exc})") from None
+        return a
+
+    def verify(self, key):
+        """Read entry key through without keeping it: its CRC checked."""
+        info = self.entries[key][0]
+        try:
+            with self.zip.open(info) as fh:
+                while fh.read(1 << 20):
+                    pass
+        except (zipfile.BadZipFile, OSError, EOFError, zlib_error):
+            raise ValueError(f"checkpoint {self.path} is corrupt: entry {info.filename!r} "
+                             f"fails its CRC check") from None
+
+    def close(self):
+        if getattr(self, "zip", None) is not None:
+            self.zip.close()
+        self.fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
-def _meta(arrays, path):
-    if "meta" not in arrays:
+def _meta(archive):
+    path = archive.path
+    if "meta" not in archive.entries:
         raise ValueError(f"checkpoint {path} is not an stbp checkpoint (no 'meta' entry)")
+    if archive.unexpected:
+        raise ValueError(f"checkpoint {path} is not an stbp checkpoint: it holds the "
+                         f"unexpected entries {archive.unexpected[:5]} (a checkpoint holds "
+                         f"meta, W<k>, b<k> and opt.<name>)")
     try:
-        meta = json.loads(str(arrays["meta"]))
-    except (json.JSONDecodeError, UnicodeError) as exc:
+        meta = json.loads(str(archive.read("meta")))
+    except (json.JSONDecodeError, UnicodeError, RecursionError) as exc:
         raise ValueError(f"checkpoint {path}: its 'meta' entry is not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or any(k not in meta for k in _META_KEYS):
         missing = [k for k in _META_KEYS if not isinstance(meta, dict) or k not in meta]
@@ -151,18 +233,60 @@ def _meta(arrays, path):
     return meta
 
 
-def _array(arrays, key, shape, dtype, path):
-    """The entry key, checked for exact shape, dtype and finite values."""
-    if key not in arrays:
+def _layers(meta, path):
+    """[(W shape, b shape)] of the network meta describes, and its neurons per layer,
+    checked against MAX_NUMBERS, before anything is built."""
+    spec, sizes = meta["spec"], meta["sizes"]
+    try:
+        if spec is not None:
+            layers = parse_spec(spec)
+            shapes, shape = [], layers[0]["shape"]
+            for layer in layers[1:]:
+                if layer["kind"] == "conv":
+                    shapes.append(((layer["size"], layer["k"], layer["k"], shape[2]), (layer["size"],)))
+                elif layer["kind"] == "dense":
+                    shapes.append(((layer["size"], math.prod(shape)), (layer["size"],)))
+                shape = layer["shape"]
+            neurons = [math.prod(layers[0]["shape"])] + [
+                math.prod(layer["shape"]) for layer in layers[1:] if layer["kind"] != "pool"]
+        else:
+            if not isinstance(sizes, list) or len(sizes) < 2:
+                raise ValueError(f"sizes must list at least 2 layer widths; got {sizes!r}")
+            neurons = [checks.positive_int(f"sizes[{k}]", n) for k, n in enumerate(sizes)]
+            shapes = [((m, n), (m,)) for n, m in zip(neurons, neurons[1:])]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path} holds an invalid network: {exc}") from None
+    numbers = sum(math.prod(W) + math.prod(b) for W, b in shapes)
+    if max(neurons) > MAX_NUMBERS or numbers > MAX_NUMBERS:
+        raise ValueError(f"checkpoint {path} declares a network of {numbers} parameters and "
+                         f"up to {max(neurons)} neurons in a layer, more than the "
+                         f"{MAX_NUMBERS} a checkpoint may hold (checkpoint.MAX_NUMBERS)")
+    if spec is not None and sizes != neurons:
+        raise ValueError(f"checkpoint {path}: its spec {spec!r} makes layers of {neurons} "
+                         f"neurons, but its sizes say {sizes!r}; the file was edited or is "
+                         f"corrupt")
+    return shapes
+
+
+def _check_entry(archive, key, shape, dtype=None):
+    """The header of entry key, checked for exact shape and (unless None) dtype; nothing
+    is read."""
+    path = archive.path
+    if key not in archive.entries:
         raise ValueError(f"checkpoint {path} lacks the entry {key!r}")
-    a = arrays[key]
-    if a.shape != tuple(shape):
-        raise ValueError(f"checkpoint {path}: {key} has shape {a.shape}, expected "
+    _, have, kind = archive.entries[key]
+    if have != tuple(shape):
+        raise ValueError(f"checkpoint {path}: {key} has shape {have}, expected "
                          f"{tuple(shape)}")
-    if a.dtype != dtype:
-        raise ValueError(f"checkpoint {path}: {key} has dtype {a.dtype}, expected {dtype}")
+    if dtype is not None and kind != dtype:
+        raise ValueError(f"checkpoint {path}: {key} has dtype {kind}, expected {dtype}")
+
+
+def _array(archive, key):
+    """The array of entry key (its header checked already), refused if not finite."""
+    a = archive.read(key)
     if a.dtype.kind == "f" and not numpy.isfinite(a).all():
-        raise ValueError(f"checkpoint {path}: {key} contains NaN or infinite values")
+        raise ValueError(f"checkpoint {archive.path}: {key} contains NaN or infinite values")
     return a
 
 
@@ -170,10 +294,22 @@ def _compare(meta, net, path):
     """Refuse a checkpoint whose hyper-parameters are not the network's."""
     mine = hyper_parameters(net)
     differ = [f"{k} {meta.get(k)!r} (the network: {v!r})" for k, v in mine.items()
-              if not _same(meta.get(k), v)]
+              if not (_same_spec(meta.get(k), v) if k == "spec" else _same(meta.get(k), v))]
     if differ:
         raise ValueError(f"checkpoint {path} was saved from another network: "
                          + "; ".join(differ))
+
+
+def _same_spec(a, b):
+    """Whether two specs (or None) describe the same network: "12x12" is "12x12x1"."""
+    if a == b or a is None or b is None:
+        return a == b
+    try:
+        la, lb = parse_spec(a), parse_spec(b)
+    except (TypeError, ValueError):
+        return False
+    drop = lambda layers: [(x["kind"], x["size"], x["k"], x["shape"]) for x in layers]  # noqa: E731
+    return drop(la) == drop(lb)
 
 
 def _same(a, b):
@@ -188,42 +324,74 @@ def _same(a, b):
 def read_meta(path):
     """The checked meta dict of a checkpoint (sizes, tau, ..., state) without loading it
     into a network."""
-    path = os.fspath(path)
-    return _meta(_read(path), path)
+    path = _path(path)
+    with _Archive(path) as archive:
+        return _meta(archive)
 
 
-def load(path, net=None, optimizer=None):
+def _path(path):
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path must be a file path (str or os.PathLike); got path = "
+                        f"{path!r}") from None
+
+
+def load(path, net=None, optimizer=None, check=None):
     """Read a checkpoint. Returns {"net", "state", "meta"}; fills the given net and optimiser
     in place (after checking that they match the file), or builds a new SNN when net is
-    None. Nothing is changed unless every check passes."""
-    path = os.fspath(path)
-    arrays = _read(path)
-    meta = _meta(arrays, path)
-    if net is None:
-        try:
-            net = SNN(meta["spec"] or meta["sizes"], tau=meta["tau"], v_th=meta["v_th"], dtype=meta["dtype"],
-                      surrogate=_surrogate_from(meta["surrogate"], path), carry=meta["carry"])
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"checkpoint {path} holds an invalid network: {exc}") from None
-    else:
+    None. check(meta, optimiser state): the caller's last check, which raises a ValueError
+    to refuse the file. Nothing is changed unless every check passes."""
+    path = _path(path)
+    with _Archive(path) as archive:
+        meta = _meta(archive)
+        shapes = _layers(meta, path)                  # sizes checked: nothing built yet
+        extra = sorted(k for k in archive.entries if k[0] in "Wb" and int(k[1:]) >= len(shapes))
+        if extra:
+            raise ValueError(f"checkpoint {path} has entries {extra} beyond the network's "
+                             f"{len(shapes)} layers")
+        for k, (W, b) in enumerate(shapes):
+            _check_entry(archive, f"W{k}", W)
+            _check_entry(archive, f"b{k}", b)
+        if net is None:
+            try:
+                net = SNN(meta["spec"] or meta["sizes"], tau=meta["tau"], v_th=meta["v_th"],
+                          dtype=meta["dtype"], surrogate=_surrogate_from(meta["surrogate"], path),
+                          carry=meta["carry"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"checkpoint {path} holds an invalid network: {exc}") from None
         _compare(meta, net, path)
-    dtype = net.dtype
-    params = [_array(arrays, f"{kind}{k}", p.shape, dtype, path)
-              for k, (W, b) in enumerate(zip(net.W, net.b))
-              for kind, p in (("W", W), ("b", b))]
-    extra = sorted(k for k in arrays if k.startswith(("W", "b")) and k[1:].isdigit()
-                   and int(k[1:]) >= len(net.W))
-    if extra:
-        raise ValueError(f"checkpoint {path} has entries {extra} beyond the network's "
-                         f"{len(net.W)} layers")
-    opt_state = None
-    if optimizer is not None:
-        if meta["optimizer"] != type(optimizer).__name__:
-            raise ValueError(f"checkpoint {path} holds {meta['optimizer']} state, "
-                             f"not {type(optimizer).__name__}")
-        opt_state = {key: _array(arrays, f"opt.{key}", value.shape,
-                                 backend.to_numpy(value).dtype, path)
-                     for key, value in optimizer.state().items()}
+        for k, (W, b) in enumerate(zip(net.W, net.b)):
+            _check_entry(archive, f"W{k}", W.shape, net.dtype)
+            _check_entry(archive, f"b{k}", b.shape, net.dtype)
+        mine = {}
+        if optimizer is not None:
+            if meta["optimizer"] != type(optimizer).__name__:
+                raise ValueError(f"checkpoint {path} holds {meta['optimizer']} state, "
+                                 f"not {type(optimizer).__name__}")
+            mine = optimizer.state()
+            for key, value in mine.items():
+                _check_entry(archive, f"opt.{key}", value.shape, backend.to_numpy(value).dtype)
+            unknown = sorted(k for k in archive.entries
+                             if k.startswith("opt.") and k[4:] not in mine)
+            if unknown:
+                raise ValueError(f"checkpoint {path} has optimiser entries {unknown} that "
+                                 f"{type(optimizer).__name__} does not hold")
+        params = [_array(archive, f"{kind}{k}") for k in range(len(net.W)) for kind in "Wb"]
+        opt_state = {key: _array(archive, f"opt.{key}") for key in mine}
+        for key in archive.entries:                   # the rest: every CRC, as before
+            if key != "meta" and key[0] not in "Wb" and key[4:] not in opt_state:
+                archive.verify(key)
+    if optimizer is not None and hasattr(optimizer, "check_state"):
+        try:
+            opt_state = optimizer.check_state(opt_state)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint {path}: its optimiser state is invalid: {exc}") from None
+    if check is not None:
+        try:
+            check(meta, opt_state)
+        except ValueError as exc:
+            raise ValueError(f"checkpoint {path}: {exc}") from None
     for p, a in zip((p for Wb in zip(net.W, net.b) for p in Wb), params):
         p[...] = backend.asarray(a)
     if optimizer is not None:
@@ -231,4 +399,4 @@ def load(path, net=None, optimizer=None):
     return {"net": net, "state": meta["state"], "meta": meta}
 
 
-__all__ = ["hyper_parameters", "save", "read_meta", "load"]
+__all__ = ["MAX_NUMBERS", "MAX_META", "hyper_parameters", "save", "read_meta", "load"]

@@ -110,6 +110,18 @@ def on_backend(name, a):
     return a
 
 
+def fits_memory(name, value, nbytes, what):
+    """Refuse the value of the argument name when what it makes (what, nbytes: a lower
+    bound) cannot fit in the memory of the device that holds the arrays."""
+    total = backend.memory()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{name} = {value} cannot fit in memory: {what} over {name} steps "
+                         f"needs at least {nbytes / 2**30:.3g} GiB, and this machine's "
+                         f"{backend.name} arrays have {total / 2**30:.3g} GiB; choose a "
+                         f"smaller {name}")
+    return value
+
+
 def labels(name, y, n, n_classes):
     """Integer class labels of shape (n,) with values in [0, n_classes), on the backend."""
     xp = backend.xp
@@ -126,4 +138,4 @@ def labels(name, y, n, n_classes):
 
 
 __all__ = ["ArgumentError", "integer", "positive_int", "seed", "real", "positive", "dtype_name",
-           "choice", "on_backend", "labels"]
+           "choice", "on_backend", "fits_memory", "labels"]

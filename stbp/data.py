@@ -16,8 +16,13 @@ download.
 
 With ``verify=True`` the SHA-256 of each decompressed file is compared with the known
 value.  ``read_idx`` checks the IDX header and that the payload has exactly the declared
-size.  Every problem with the data (truncated gzip, wrong magic, wrong length, bad
-checksum, inconsistent splits) raises a ``ValueError`` that names the file.  No pickle.
+size, before it allocates anything: a file whose header declares more than its bytes can
+hold (a raw file shorter than declared, a gzip member that would have to inflate more
+than deflate can), or a gzip member that inflates past the declared size, is refused
+without being read to the end.  A FIFO, a device or a directory where a file should be is
+refused without blocking, and a file that cannot be read is named with the fix.  Every
+problem with the data (truncated gzip, wrong magic, wrong length, bad checksum,
+inconsistent splits) raises a ``ValueError`` that names the file.  No pickle.
 
 ``validation_split(x, y)`` holds out a fixed 10,000 of the training digits as a validation
 set (drawn with the module constant ``VAL_SEED``, not with any run's seed, so every run holds
@@ -28,16 +33,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import pathlib
-import tempfile
 import time
 import urllib.request
 import zlib
 
 import numpy as np
 
-from stbp import checks
+from stbp import checks, env, files
 
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -61,27 +66,20 @@ def mnist_dir(root=None) -> pathlib.Path:
     """Directory that holds (or will hold) the MNIST files."""
     if root is not None:
         return pathlib.Path(root).expanduser()
-    if os.environ.get("STBP_DATA"):
-        return pathlib.Path(os.environ["STBP_DATA"]).expanduser() / "mnist"
-    cache = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    if env.text("STBP_DATA"):
+        return pathlib.Path(env.text("STBP_DATA")).expanduser() / "mnist"
+    cache = env.text("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
     return pathlib.Path(cache).expanduser() / "stbp" / "mnist"
 
 
 def download_timeout(timeout=None) -> float:
     """The download deadline in seconds: ``timeout`` if given, else ``$STBP_DOWNLOAD_TIMEOUT``,
     else ``DOWNLOAD_TIMEOUT``; a positive finite number."""
-    source = "timeout"
     if timeout is None:
-        text = os.environ.get("STBP_DOWNLOAD_TIMEOUT", "").strip()
-        if not text:
-            return DOWNLOAD_TIMEOUT
-        source = "STBP_DOWNLOAD_TIMEOUT"
-        try:
-            timeout = float(text)
-        except ValueError:
-            raise ValueError(f"STBP_DOWNLOAD_TIMEOUT must be a number of seconds; got {text!r}") from None
+        return env.number("STBP_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT,
+                          what="a positive number of seconds")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
-        raise ValueError(f"{source} must be a positive number of seconds; got {timeout!r}")
+        raise ValueError(f"timeout must be a positive number of seconds; got {timeout!r}")
     return float(timeout)
 
 
@@ -109,14 +107,7 @@ def _download(name: str, d: pathlib.Path, timeout: float) -> list:
         try:
             payload = _fetch(mirror + name + ".gz", timeout)
             d.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=d, prefix=name + ".", suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(payload)
-                os.replace(tmp, d / (name + ".gz"))
-            except BaseException:
-                pathlib.Path(tmp).unlink(missing_ok=True)
-                raise
+            files.write_atomic(d / (name + ".gz"), lambda fh: fh.write(payload), "MNIST file")
             return []
         except Exception as e:  # network or file-system failure: try the next mirror
             errors.append(f"{mirror}: {type(e).__name__}: {e}")
@@ -130,6 +121,10 @@ def _locate(name: str, d: pathlib.Path, download: bool, timeout: float) -> pathl
         if candidate.is_dir():
             raise ValueError(f"{candidate} is a directory, where the MNIST file {candidate.name} "
                              f"should be; remove or rename it (nothing was downloaded)")
+        if os.path.lexists(candidate) and candidate.exists():
+            raise ValueError(f"{candidate} is {files.kind(candidate.stat().st_mode)}, where "
+                             f"the MNIST file {candidate.name} should be; remove or rename it "
+                             f"(nothing was read or downloaded)")
     why = "download=False"
     if download:
         errors = _download(name, d, timeout)
@@ -143,15 +138,73 @@ def _locate(name: str, d: pathlib.Path, download: bool, timeout: float) -> pathl
         f"(gzipped or raw) in {d}.")
 
 
+#: The most a deflate stream can inflate: about 1032 bytes out per byte in.
+_DEFLATE_RATIO = 1100
+
+
+def _read_exact(stream, n, buf=None):
+    """n bytes of stream (fewer only at its end), into buf if given."""
+    out = buf if buf is not None else bytearray(n)
+    view, got = memoryview(out), 0
+    while got < n:
+        k = stream.readinto(view[got:n])
+        if not k:
+            break
+        got += k
+    return out if buf is not None else bytes(out[:got]), got
+
+
 def _read_bytes(path: pathlib.Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.endswith(".gz"):
+    """The (decompressed) bytes of the IDX file at path: the header first, then exactly the
+    payload it declares; refused, before the payload is allocated, when the header declares
+    more than the file can hold, and refused when a gzip member inflates past it."""
+    gz = path.name.endswith(".gz")
+    with files.open_regular(path, "MNIST file") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
         try:
-            return gzip.decompress(data)
+            head, got = _read_exact(stream, 4)
+            if got == 4 and head[:2] == b"\0\0":
+                more, _ = _read_exact(stream, 4 * head[3])
+                head += more
+            declared = _declared(head)
+            if declared is None:                      # a bad header: _parse_idx names it
+                return head + stream.read(1 << 16)
+            total = len(head) + declared
+            if gz and total > _DEFLATE_RATIO * size + (1 << 16):
+                raise ValueError(f"{path.name} is corrupt: its IDX header declares {declared} "
+                                 f"bytes, more than its {size} compressed bytes can hold; "
+                                 f"{_ADVICE}")
+            if not gz and total != size:
+                raise ValueError(_length_error(path.name, head, declared, size - len(head)))
+            buf = bytearray(total)
+            buf[:len(head)] = head
+            _, got = _read_exact(stream, declared, memoryview(buf)[len(head):])
+            if got < declared:
+                return bytes(buf[:len(head) + got])   # _parse_idx names the shortfall
+            if gz and stream.read(1):
+                raise ValueError(f"{path.name} is corrupt: its gzip data inflates past the "
+                                 f"{declared} bytes its IDX header declares; {_ADVICE}")
         except (EOFError, OSError, zlib.error) as e:  # BadGzipFile is an OSError
             raise ValueError(f"{path.name} is truncated or corrupt: not a valid gzip "
                              f"stream ({type(e).__name__}: {e}); {_ADVICE}") from e
-    return data
+    return buf
+
+
+def _declared(head: bytes):
+    """The payload size an IDX header declares, or None when it is not a valid header."""
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08 or head[3] == 0 \
+            or len(head) < 4 + 4 * head[3]:
+        return None
+    dims = [int(v) for v in np.frombuffer(head, ">i4", count=head[3], offset=4)]
+    return None if min(dims) < 0 else math.prod(dims)
+
+
+def _length_error(name, head, expected, found):
+    dims = tuple(int(v) for v in np.frombuffer(head, ">i4", count=head[3], offset=4))
+    kind = {1: "labels", 3: "images"}.get(head[3], "data")
+    return (f"{name} is truncated or corrupt: expected {expected} bytes of {kind} for shape "
+            f"{dims}, found {found}; {_ADVICE}")
 
 
 def _parse_idx(buf: bytes, name: str) -> np.ndarray:
@@ -168,11 +221,9 @@ def _parse_idx(buf: bytes, name: str) -> np.ndarray:
     dims = tuple(int(v) for v in np.frombuffer(buf, ">i4", count=ndim, offset=4))
     if min(dims) < 0:
         raise ValueError(f"{name} is corrupt: negative dimension in {dims}; {_ADVICE}")
-    expected, found = int(np.prod(dims)), len(buf) - header
+    expected, found = math.prod(dims), len(buf) - header
     if found != expected:
-        kind = {1: "labels", 3: "images"}.get(ndim, "data")
-        raise ValueError(f"{name} is truncated or corrupt: expected {expected} bytes of "
-                         f"{kind} for shape {dims}, found {found}; {_ADVICE}")
+        raise ValueError(_length_error(name, buf[:header], expected, found))
     return np.frombuffer(buf, np.uint8, offset=header).reshape(dims).copy()
 
 

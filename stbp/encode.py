@@ -14,23 +14,33 @@ def bernoulli(x, T, rng=None, dtype="float32"):
     """Rate-encode intensities x in [0, 1] as spikes of shape (T, *x.shape), P(spike) = x.
 
     ``rng`` is a generator of the selected backend (``backend.default_rng(seed)``) or a
-    seed; the same seed gives the same spikes.
+    seed; the same seed gives the same spikes. x: integers or float16/32/64 numbers;
+    dtype: the spikes' type, "float32" or "float64".
     """
     xp = backend.xp
-    T = checks.positive_int("T", T)
-    x = backend.asarray(x)
-    if not xp.issubdtype(x.dtype, xp.number) or xp.iscomplexobj(x):
-        raise ValueError(f"x must be real numbers in [0, 1], got dtype {x.dtype}")
+    T, dtype = checks.positive_int("T", T), checks.dtype_name(dtype)
+    try:
+        x = backend.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise checks.ArgumentError(f"x must be an array of intensities in [0, 1]; got "
+                                   f"{type(x).__name__} ({exc})") from None
+    if x.dtype.kind not in "iuf" or x.dtype.itemsize > 8:
+        raise checks.ArgumentError(f"x must be real numbers in [0, 1] (integers or float16, "
+                                   f"float32, float64), got dtype {x.dtype}")
     if x.dtype.kind == "f" and bool(xp.isnan(x).any()):
         raise ValueError("x contains NaN; expected intensities in [0, 1]")
     if x.size and not bool(xp.all((x >= 0) & (x <= 1))):
         raise ValueError("x must lie in [0, 1] (scale uint8 images by 1/255 first); "
                          f"got values in [{float(x.min())}, {float(x.max())}]")
+    if x.dtype.itemsize < 4 and x.dtype.kind == "f":
+        x = x.astype(xp.float32)           # exactly: the draws are float32 anyway
     if rng is None or isinstance(rng, numbers.Integral):
         rng = backend.default_rng(checks.seed(rng, "rng"))
     elif not callable(getattr(rng, "random", None)):
         raise TypeError(f"rng must be a generator (backend.default_rng(seed)) or a seed; "
                         f"got rng = {rng!r}")
+    checks.fits_memory("T", T, T * x.size * (4 + xp.dtype(dtype).itemsize),
+                       f"the spikes of {x.size} intensities")
     R = rng.random((int(T),) + x.shape, dtype=xp.float32)
     fused = backend.fused_op("bernoulli")
     if fused is not None:                  # compare and cast in one pass (chapter 7)

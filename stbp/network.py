@@ -61,18 +61,37 @@ class _Checks:
     """Argument checks of SNN: arrays named in every error, traces from this network."""
 
     def _check(self, name, a, shape):
-        """Return a as a backend array of the model dtype, or raise ValueError naming it."""
+        """Return a as a backend array of the model dtype, or raise a ValueError (TypeError)
+        naming it: real numbers of the given shape; "spikes" 0 or 1 (in [0, 1] for a
+        network whose outputs are real, a smooth surrogate's), anything else in [0, 1]."""
         xp = backend.xp
-        a = backend.asarray(a)
+        try:
+            a = backend.asarray(a)
+        except (TypeError, ValueError) as exc:
+            raise checks.ArgumentError(f"{name} must be an array of real numbers; got "
+                                       f"{type(a).__name__} ({exc})") from None
+        if a.dtype.kind not in "biuf":
+            raise checks.ArgumentError(f"{name} must be real numbers; got dtype {a.dtype}")
         if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
             want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
             raise ValueError(f"{name} must have shape {want}; got shape {tuple(a.shape)}")
-        if a.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be real numbers; got dtype {a.dtype}")
-        a = a.astype(self.dtype, copy=False)
-        if not bool(xp.isfinite(a).all()):
+        if a.dtype.kind == "b":                     # 0/1 already
+            return a.astype(self.dtype)
+        if name == "spikes" and self.surrogate.binary:
+            if not bool(((a == 0) | (a == 1)).all()):   # one pass; refuses NaN too
+                bad = a[(a != 0) & (a != 1)].ravel()[:1]
+                if not bool(xp.isfinite(bad).all()):
+                    raise ValueError(f"{name} contains NaN or infinite values")
+                raise ValueError(f"{name} must be 0 or 1 (this network's neurons spike); "
+                                 f"found {bad[0].item()!r} (rate-encode intensities in [0, 1] "
+                                 f"with stbp.encode.bernoulli; scale uint8 images by 1/255 "
+                                 f"first)")
+        elif not bool(xp.isfinite(a).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
-        return a
+        elif a.size and not (a.min().item() >= 0 and a.max().item() <= 1):
+            raise ValueError(f"{name} must lie in [0, 1]; got values from {a.min().item()!r} "
+                             f"to {a.max().item()!r}")
+        return a.astype(self.dtype, copy=False)
 
     def _check_arrays(self):
         for k, (W, b) in enumerate(zip(self.W, self.b)):

@@ -5,14 +5,42 @@
 
 
 # --- book/05_training.ipynb, cell 1 ---
-from stbp import backend
+from stbp import backend, checks
 
 
-class SGD:
-    """SGD with momentum: v <- mu v + grad, theta <- theta - lr v (in place)."""
+class _Optimizer:
+    """What SGD and Adam share: the learning rate, checked whenever it is set (by a
+    schedule too), and the check of a state handed back to load_state."""
+
+    @property
+    def lr(self):
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = checks.real("lr", value, low=0.0, low_open=False)   # [0, inf)
+
+    def _moment(self, state, key, i):
+        """state[key], a finite array shaped and typed as parameter i, on the backend."""
+        if key not in state:
+            raise ValueError(f"the optimiser state lacks {key!r}")
+        a, p = backend.asarray(state[key]), self.params[i]
+        if a.shape != p.shape or a.dtype != p.dtype:
+            raise ValueError(f"{key} must have shape {tuple(p.shape)} and dtype {p.dtype} "
+                             f"(parameter {i}); got {tuple(a.shape)} {a.dtype}")
+        if not bool(backend.xp.isfinite(a).all()):
+            raise ValueError(f"{key} contains NaN or infinite values")
+        return a
+
+
+class SGD(_Optimizer):
+    """SGD with momentum: v <- mu v + grad, theta <- theta - lr v (in place).
+    lr >= 0 and momentum in [0, 1), finite."""
 
     def __init__(self, params, lr=0.1, momentum=0.9):
-        self.params, self.lr, self.momentum = list(params), float(lr), float(momentum)
+        self.params, self.lr = list(params), lr
+        self.momentum = checks.real("momentum", momentum, 0.0, 1.0, low_open=False,
+                                    high_open=True)
         self.v = [backend.xp.zeros_like(p) for p in self.params]
 
     def step(self, grads):
@@ -28,17 +56,28 @@ class SGD:
     def state(self):
         return {f"v{i}": v for i, v in enumerate(self.v)}
 
+    def check_state(self, state):
+        """state (of state()) checked: one finite velocity per parameter, of its shape."""
+        return {f"v{i}": self._moment(state, f"v{i}", i) for i in range(len(self.params))}
+
     def load_state(self, state):
-        self.v = [backend.asarray(state[f"v{i}"]) for i in range(len(self.params))]
+        state = self.check_state(state)
+        self.v = [state[f"v{i}"] for i in range(len(self.params))]
 
 
 # --- book/05_training.ipynb, cell 2 ---
-class Adam:
-    """Adam with bias correction (Kingma and Ba 2015), updating the parameters in place."""
+class Adam(_Optimizer):
+    """Adam with bias correction (Kingma and Ba 2015), updating the parameters in place.
+    lr >= 0, betas in [0, 1) (at 1 the bias correction divides by 0) and eps >= 0, finite."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-        self.params, self.lr, self.eps = list(params), float(lr), float(eps)
-        self.beta1, self.beta2 = map(float, betas)
+        self.params, self.lr = list(params), lr
+        self.eps = checks.real("eps", eps, low=0.0, low_open=False)
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise checks.ArgumentError(f"betas must be a pair (beta1, beta2); got betas = "
+                                       f"{betas!r}")
+        self.beta1, self.beta2 = (checks.real(f"betas[{i}]", b, 0.0, 1.0, low_open=False,
+                                              high_open=True) for i, b in enumerate(betas))
         xp = backend.xp
         self.m = [xp.zeros_like(p) for p in self.params]
         self.s = [xp.zeros_like(p) for p in self.params]
@@ -73,15 +112,35 @@ class Adam:
             out[f"m{i}"], out[f"s{i}"] = m, s
         return out
 
+    def check_state(self, state):
+        """state (of state()) checked: k a step count >= 0, and per parameter finite
+        moments of its shape, the second moment s >= 0 (a negative one puts NaN in the
+        weights at the next step)."""
+        k = backend.asarray(state["k"]) if "k" in state else None
+        if k is None or k.ndim != 0 or k.dtype.kind not in "iu" or int(k) < 0:
+            raise ValueError(f"k, the step count, must be an integer >= 0; got "
+                             f"{state.get('k')!r}")
+        out = {"k": k}
+        for i in range(len(self.params)):
+            out[f"m{i}"], out[f"s{i}"] = (self._moment(state, f"{c}{i}", i) for c in "ms")
+            if bool((out[f"s{i}"] < 0).any()):
+                raise ValueError(f"s{i}, a second moment, holds negative values")
+        return out
+
     def load_state(self, state):
+        state = self.check_state(state)
         self.k = int(state["k"])
-        self.m = [backend.asarray(state[f"m{i}"]) for i in range(len(self.params))]
-        self.s = [backend.asarray(state[f"s{i}"]) for i in range(len(self.params))]
+        self.m = [state[f"m{i}"] for i in range(len(self.params))]
+        self.s = [state[f"s{i}"] for i in range(len(self.params))]
 
 
 # --- book/05_training.ipynb, cell 3 ---
 def step_decay(lr0, epoch, every=40, factor=0.1):
-    """Learning rate of epoch (0-based): lr0 * factor ** (epoch // every), as in the authors' code."""
+    """Learning rate of epoch (0-based): lr0 * factor ** (epoch // every), as in the authors' code.
+    lr0 and factor are finite numbers >= 0, epoch an integer >= 0, every an integer >= 1."""
+    checks.real("lr0", lr0, low=0.0, low_open=False)
+    checks.real("factor", factor, low=0.0, low_open=False)
+    epoch, every = checks.integer("epoch", epoch, 0), checks.positive_int("every", every)
     return lr0 * factor ** (epoch // every)
 
 

@@ -26,6 +26,14 @@ Three protocols (chapter 5):
 
 Every results file records the commit of the checkout the package ran from and whether its
 tracked files were unmodified (``provenance``), beside the package version.
+
+The records match what ran: every file is written atomically (``stbp.files``); the results
+file, the weights and the checkpoint must be writable before the data are loaded; one run
+at a time writes a run's files (a lock file ``.<config>-<rule>-seed<seed>.lock`` beside
+them); a checkpoint holding more epochs than asked for is refused (``settings.epochs`` is
+always the history's length), as is one whose history was edited.  The command line
+refuses an option given twice (``--seed`` collects its values: ``--seed 0 --seed 1`` runs
+both) and reports every error in one line, with exit status 2.
 """
 from __future__ import annotations
 
@@ -41,13 +49,13 @@ import time
 import numpy
 
 import stbp
-from stbp import backend, checkpoint, checks, surrogates
+from stbp import backend, checkpoint, checks, files, surrogates
 from stbp.backward import RULES
 from stbp.data import VAL_SEED, load_mnist, validation_split
 from stbp.network import SNN
 from stbp.neuron import CARRIES
 from stbp.optim import Adam, step_decay
-from stbp.train import eval_rng, evaluate, fit, parameters
+from stbp.train import AFRESH, eval_rng, evaluate, fit, parameters, saved_history
 
 #: Size of the validation set held out of the 60,000 training digits.
 N_VAL = 10_000
@@ -249,10 +257,24 @@ def _writable(out):
 
 
 def _write_json(path, results):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(results, fh, indent=1)
-    os.replace(tmp, path)
+    """Write results as JSON to path atomically (stbp.files.write_atomic)."""
+    text = json.dumps(results, indent=1).encode()
+    files.write_atomic(path, lambda fh: fh.write(text), "results file")
+
+
+#: The files of a run, by the suffix of their path after its stem.
+OUTPUTS = {".json": "results file", ".weights.npz": "weights", ".ckpt.npz": "checkpoint"}
+
+
+def _resumable(ckpt, tag, epochs):
+    """Refuse, before the data are loaded, a checkpoint of this run that holds more epochs
+    than asked for (or one that cannot be resumed: another run's, an edited history)."""
+    if os.path.exists(ckpt):
+        held = len(saved_history(ckpt, tag)[0].epoch)
+        if held > epochs:
+            raise ValueError(f"checkpoint {ckpt} holds {held} epochs, more than --epochs "
+                             f"{epochs} asks for; pass --epochs {held} or more to use it, "
+                             f"or {AFRESH}")
 
 
 def run(config, seed=0, rule=None, out="results", epochs=None, data=None, progress=True,
@@ -273,7 +295,6 @@ def run(config, seed=0, rule=None, out="results", epochs=None, data=None, progre
     rule = named_rule if rule is None else rule
     carry = named_carry if carry is None else carry
     validation = cfg.get("protocol") == "validation"
-    full = cfg.get("protocol") == "full"
     origin = provenance()                         # before any training
     seed, rule = checks.integer("seed", seed, 0), checks.choice("rule", rule, RULES)
     if not test and not validation:
@@ -284,6 +305,19 @@ def run(config, seed=0, rule=None, out="results", epochs=None, data=None, progre
     if carry != "exp":
         cfg["carry"] = carry                      # part of the run's tag and settings
     stem = os.path.join(out, f"{config}-{rule}{'' if carry == 'exp' else '-' + carry}-seed{seed}")
+    for suffix, what in OUTPUTS.items():          # before the first epoch, not after
+        files.check_target(stem + suffix, what)
+    lock = os.path.join(out, f".{os.path.basename(stem)}.lock")
+    with files.exclusive(lock, f"{stem}.*"):
+        return _run(config, cfg, seed, rule, stem, data, progress, test, carry, origin)
+
+
+def _run(config, cfg, seed, rule, stem, data, progress, test, carry, origin):
+    """run's work, once its arguments and output paths are checked and its lock is held."""
+    validation = cfg.get("protocol") == "validation"
+    full = cfg.get("protocol") == "full"
+    tag = run_tag(config, rule, cfg)
+    _resumable(stem + ".ckpt.npz", tag, cfg["epochs"])
     x_train, y_train, x_test, y_test = load_mnist(data)     # before the first epoch
     net, opt = build(cfg, seed, carry)
     every = cfg["decay_every"]
@@ -298,8 +332,10 @@ def run(config, seed=0, rule=None, out="results", epochs=None, data=None, progre
     history = fit(net, opt, train, scored["test"], val=scored["val"], epochs=cfg["epochs"],
                   T=cfg["T"], batch_size=cfg["batch_size"], rule=rule, seed=seed,
                   lr_schedule=schedule, checkpoint=stem + ".ckpt.npz", resume=True,
-                  progress=progress, shift=cfg["shift"], T_test=cfg["T_test"],
-                  tag=run_tag(config, rule, cfg))
+                  progress=progress, shift=cfg["shift"], T_test=cfg["T_test"], tag=tag)
+    if len(history.epoch) != cfg["epochs"]:       # what fit guarantees; never recorded wrong
+        raise RuntimeError(f"the history of {stem} holds {len(history.epoch)} epochs, not the "
+                           f"{cfg['epochs']} of its settings")
     checkpoint.save(stem + ".weights.npz", net)   # the trained network alone, for chapter 6
     results = {"config": config, "settings": cfg, "rule": rule, "seed": seed,
                "stbp_version": stbp.__version__, **origin, "history": history.to_dict()}
@@ -343,6 +379,26 @@ def _count(minimum):
     return parse
 
 
+class _Once(argparse.Action):
+    """Store an option's value, refusing the option given twice (argparse alone would keep
+    the last value and drop the first without a word)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, f"_given_{self.dest}", False):
+            parser.error(f"argument {'/'.join(self.option_strings)}: given twice; give it once")
+        setattr(namespace, f"_given_{self.dest}", True)
+        setattr(namespace, self.dest, values)
+
+
+def _one_line(exc):
+    """The message of an error as one line, naming the file of an OSError that lacks it."""
+    text = " ".join(str(exc).split())
+    name = getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and name is not None and str(name) not in text:
+        text = f"{text}: {name}"
+    return text or type(exc).__name__
+
+
 def main(argv=None):
     width = max(map(len, CONFIGS)) + 2
     configs = "\n".join(f"  {name:{width}s}{ABOUT[name]}" for name in sorted(CONFIGS))
@@ -353,32 +409,39 @@ def main(argv=None):
         epilog=f"configurations:\n{configs}\n\nA checkpoint is saved after every epoch; "
                "rerunning the same command resumes from it (a checkpoint saved under other "
                "settings is refused).\n")
-    parser.add_argument("--config", default="best", choices=sorted(CONFIGS),
+    parser.add_argument("--config", default="best", choices=sorted(CONFIGS), action=_Once,
                         help="the configuration to train (listed below)")
-    parser.add_argument("--seed", type=_count(0), nargs="+", default=[0],
-                        help="one or more seeds (non-negative integers), one run each")
-    parser.add_argument("--rule", default=None, choices=list(RULES),
+    parser.add_argument("--seed", type=_count(0), nargs="+", action="extend", default=None,
+                        help="one or more seeds (non-negative integers), one run each; "
+                             "repeated, --seed collects them (default 0)")
+    parser.add_argument("--rule", default=None, choices=list(RULES), action=_Once,
                         help="the gradient rule (chapter 3); default: the configuration's, "
                              "else 'exact'")
-    parser.add_argument("--carry", default=None, choices=list(CARRIES),
+    parser.add_argument("--carry", default=None, choices=list(CARRIES), action=_Once,
                         help="the carry function f (chapter 1): the equations sheet's 'exp' "
                              "or 'linear'; default: the configuration's, else 'exp'")
-    parser.add_argument("--epochs", type=_count(1), default=None,
+    parser.add_argument("--epochs", type=_count(1), default=None, action=_Once,
                         help="override the configuration's epochs (a positive integer)")
-    parser.add_argument("--out", default="results", help="folder for results and checkpoints")
-    parser.add_argument("--data", default=None,
+    parser.add_argument("--out", default="results", action=_Once,
+                        help="folder for results and checkpoints")
+    parser.add_argument("--data", default=None, action=_Once,
                         help="folder holding the MNIST files (default: $STBP_DATA/mnist)")
     parser.add_argument("--no-test", action="store_true",
                         help="a selection run: score the validation set only, never the test "
                              "set (configurations with the validation protocol)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    for seed in args.seed:
+    seeds = args.seed or [0]
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        parser.error(f"argument --seed: {', '.join(map(str, twice))} given twice; give each "
+                     f"seed once")
+    for seed in seeds:
         try:
             r = run(args.config, seed, args.rule, args.out, args.epochs, args.data,
                     not args.quiet, test=not args.no_test, carry=args.carry)
-        except (ValueError, TypeError, FileNotFoundError) as exc:
-            parser.exit(1, f"{parser.prog}: error: {exc}\n")
+        except (ValueError, TypeError, OSError, backend.BackendError) as exc:
+            parser.exit(2, f"{parser.prog}: error: {_one_line(exc)}\n")
         val = r.get("final_val_acc")
         test = r["final_test_acc"]
         print(f"{args.config} rule={r['rule']} seed={seed}: "
@@ -393,4 +456,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["N_VAL", "CNN_SPEC", "PAPER", "NEAREST", "FIXED", "MLP", "SCREEN", "SCREENED",
-           "SCREEN_AUTHORS", "T30_CHOICE", "T30", "ABLATIONS", "CONFIGS", "ABOUT", "provenance", "machine", "settings", "build", "run_tag", "run", "main"]
+           "SCREEN_AUTHORS", "T30_CHOICE", "T30", "ABLATIONS", "CONFIGS", "ABOUT", "OUTPUTS",
+           "provenance", "machine", "settings", "build", "run_tag", "run", "main"]

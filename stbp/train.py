@@ -9,11 +9,11 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from tqdm import tqdm
 
-from stbp import backend, checks
+from stbp import backend, checks, files
 from stbp.backward import RULES
 from stbp.checkpoint import load, read_meta, save
 from stbp.encode import bernoulli
@@ -36,9 +36,22 @@ class History:
 
     @classmethod
     def from_dict(cls, d):
-        """Read a dict of to_dict(); a history saved before val_acc existed gets None there."""
+        """Read a dict of to_dict(); a history saved before val_acc existed gets None there.
+        A ValueError says what is wrong with a dict that no run wrote: other fields, lists of
+        different lengths, epochs not numbered 1, 2, 3, ..."""
+        names = [f.name for f in fields(cls)]
+        if not isinstance(d, dict) or set(d) - set(names) or set(names) - set(d) - {"val_acc"}:
+            raise ValueError(f"a history holds the lists {names}; got "
+                             f"{sorted(d) if isinstance(d, dict) else type(d).__name__}")
+        if not all(isinstance(v, list) for v in d.values()):
+            raise ValueError("every field of a history is a list, one entry per epoch")
         h = cls(**{k: list(v) for k, v in d.items()})
         h.val_acc += [None] * (len(h.epoch) - len(h.val_acc))
+        if any(len(getattr(h, k)) != len(h.epoch) for k in names):
+            raise ValueError("its lists have different lengths: "
+                             + ", ".join(f"{k} {len(getattr(h, k))}" for k in names))
+        if h.epoch != list(range(1, len(h.epoch) + 1)):
+            raise ValueError(f"its epochs must be numbered 1, 2, ...; got {h.epoch[:10]}")
         return h
 
 
@@ -79,10 +92,22 @@ def accuracy(net, x, y, T, rng, batch_size=1000):
     return correct / x.shape[0]
 
 
+def check_memory(net, name, T, batch):
+    """Refuse T (the argument name) when a batch of batch samples over T steps cannot fit
+    in memory: the draws, the input spikes and every layer's potentials and spikes alone,
+    a lower bound of what a forward pass holds, are more than the machine has."""
+    size = net.dtype.itemsize
+    step = net.sizes[0] * (4 + size) + sum(net.sizes[1:]) * (2 * size + 1)
+    checks.fits_memory(name, T, T * batch * step, f"a batch of {batch} samples")
+    return T
+
+
 def evaluate(net, images, labels, T, rng, batch_size=1000):
     """Test accuracy: the share of samples whose most active output neuron is the label."""
     T, batch_size = checks.positive_int("T", T), checks.positive_int("batch_size", batch_size)
-    return accuracy(net, *dataset("evaluate", (images, labels), net), T, rng, batch_size)
+    x, y = dataset("evaluate", (images, labels), net)
+    check_memory(net, "T", T, min(batch_size, x.shape[0]))
+    return accuracy(net, x, y, T, rng, batch_size)
 
 
 def eval_rng(seed):
@@ -107,9 +132,10 @@ def random_shift(x, shift, rng, side=28):
 
 # --- book/05_training.ipynb, cell 10 ---
 def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress=True, desc="",
-                shift=0):
+                shift=0, side=28):
     """One pass over (x, y) in random order; returns (mean loss, accuracy, rates per layer).
-    shift > 0 translates every training image by a random offset of up to shift pixels."""
+    shift > 0 translates every training image (side x side pixels) by a random offset of
+    up to shift pixels."""
     xp = backend.xp
     n_out = net.sizes[-1]
     eye = xp.eye(n_out, dtype=net.dtype)
@@ -121,7 +147,7 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
                mininterval=2.0)
     for i in bar:
         idx = order[i:i + batch_size]
-        images = random_shift(x[idx], shift, rng) if shift else x[idx]
+        images = random_shift(x[idx], shift, rng, side) if shift else x[idx]
         spikes = bernoulli(images, T, rng, dtype=net.dtype.name)
         trace = net.forward(spikes)
         targets = eye[y[idx]]
@@ -148,44 +174,128 @@ def run_signature(net, optimizer, T, T_test, batch_size, rule, seed, shift, sets
     return json.loads(json.dumps(run))            # tuples become lists, as in the file
 
 
-def resume_from(path, net, optimizer, tag, run):
-    """Fill net and optimizer from the checkpoint at path; return (History, generator state).
-    Refused, before anything changes, if another run saved it: another tag, or other
-    settings (run_signature) whatever the tag."""
-    state = read_meta(path)["state"]
+#: What to do with a checkpoint that cannot be resumed.
+AFRESH = "move it away (or delete it) to start afresh"
+
+
+def _history_values(h):
+    """Refuse values that no epoch gives: a loss < 0, accuracies or rates outside [0, 1]."""
+    for e in range(len(h.epoch)):
+        for key, high in (("loss", None), ("train_acc", 1.0), ("lr", None), ("time", None)):
+            checks.real(f"{key}[{e}]", getattr(h, key)[e], 0.0, high, low_open=False)
+        for key in ("val_acc", "test_acc"):
+            if getattr(h, key)[e] is not None:
+                checks.real(f"{key}[{e}]", getattr(h, key)[e], 0.0, 1.0, low_open=False)
+        if not isinstance(h.rates[e], list):
+            raise ValueError(f"rates[{e}] must list one firing rate per layer")
+        for n, r in enumerate(h.rates[e]):
+            checks.real(f"rates[{e}][{n}]", r, 0.0, 1.0, low_open=False)
+
+
+def saved_history(path, tag=None):
+    """(History, state) of the checkpoint that fit wrote at path, read without loading its
+    arrays. Refused if fit did not write it, another run (another tag) did, or its history
+    is missing or not one that fit writes (edited: see History.from_dict and the values)."""
+    try:
+        state = read_meta(path)["state"]
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {AFRESH}") from None
     if not isinstance(state.get("history"), dict) or "rng" not in state:
         raise ValueError(f"checkpoint {path} holds no training state (history, rng); "
-                         f"it was not written by fit")
+                         f"it was not written by fit: {AFRESH}")
     if state.get("tag") != tag:
         raise ValueError(f"checkpoint {path} was saved by another run "
-                         f"({state.get('tag')!r}, not {tag!r}); move it away to start afresh")
-    saved = state.get("run")
+                         f"({state.get('tag')!r}, not {tag!r}); {AFRESH}")
+    try:
+        history = History.from_dict(state["history"])
+        _history_values(history)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path}: its history is not one that fit writes ({exc}); "
+                         f"it was edited or is damaged: {AFRESH}") from None
+    if not history.epoch:
+        raise ValueError(f"checkpoint {path}: its history holds no epoch, but fit saves a "
+                         f"checkpoint only after an epoch; it was edited: {AFRESH}")
+    return history, state
+
+
+def resume_from(path, net, optimizer, tag, run, epochs=None):
+    """Fill net and optimizer from the checkpoint at path; return (History, generator state).
+    Refused, before anything changes, if another run saved it (another tag, or other
+    settings (run_signature) whatever the tag), if its history does not match what ran
+    (saved_history; one accuracy per scored set and a rate per layer each epoch; as many
+    optimiser steps as its epochs' batches), or if it holds more than epochs epochs."""
+    history, state = saved_history(path, tag)
+    saved, n = state.get("run"), len(history.epoch)
     if saved is None and tag is None:
         raise ValueError(f"checkpoint {path} records neither a tag nor its run's settings "
-                         f"(an older version wrote it); move it away to start afresh")
+                         f"(an older version wrote it); {AFRESH}")
     if saved is not None and saved != run:
         differ = [f"{k} {saved.get(k)!r} (this run: {v!r})" for k, v in run.items()
                   if saved.get(k) != v]
         raise ValueError(f"checkpoint {path} was saved by a run with other settings: "
-                         + "; ".join(differ) + "; move it away to start afresh")
-    load(path, net=net, optimizer=optimizer)      # checks the network's settings too
-    return History.from_dict(state["history"]), state["rng"]
+                         + "; ".join(differ) + f"; {AFRESH}")
+    for key, scored in (("val_acc", run["n_val"]), ("test_acc", run["n_test"])):
+        if any((a is None) != (scored is None) for a in getattr(history, key)):
+            raise ValueError(f"checkpoint {path}: its history's {key} does not match the sets "
+                             f"this run scores; it was edited: {AFRESH}")
+    if any(len(r) != len(net.sizes) - 1 for r in history.rates):
+        raise ValueError(f"checkpoint {path}: its history's rates are not one per layer of "
+                         f"the network; it was edited: {AFRESH}")
+    if epochs is not None and n > epochs:
+        raise ValueError(f"checkpoint {path} holds {n} epochs, more than epochs={epochs} asks "
+                         f"for; pass epochs={n} or more to continue it, or {AFRESH}")
+
+    def steps_match(meta, opt_state):              # before anything is filled
+        per = -(-run["n_train"] // run["batch_size"]) if run.get("n_train") else None
+        if "k" in opt_state and per is not None and int(opt_state["k"]) != n * per:
+            raise ValueError(f"its optimiser took {int(opt_state['k'])} steps, but {n} epochs "
+                             f"of {per} batches take {n * per}; its history was edited")
+    try:
+        load(path, net=net, optimizer=optimizer, check=steps_match)   # the network's settings too
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {AFRESH}") from None
+    return history, state["rng"]
 
 
 # --- book/05_training.ipynb, cell 13 ---
 def check_loop(T, T_test, epochs, batch_size, seed, shift, rule, lr_schedule, checkpoint):
     """fit's settings, checked: (T, T_test, epochs, batch_size, seed, shift), T_test
-    defaulting to T; a checkpoint's folder must exist before the first epoch."""
+    defaulting to T; a checkpoint must be writable (its folder exists and takes files, no
+    directory stands at its name) before the first epoch."""
     T, epochs, batch_size = (checks.positive_int(k, v) for k, v in
                              (("T", T), ("epochs", epochs), ("batch_size", batch_size)))
     T_test = T if T_test is None else checks.positive_int("T_test", T_test)
     checks.choice("rule", rule, RULES)
     if lr_schedule is not None and not callable(lr_schedule):
         raise TypeError(f"lr_schedule must be a function of the epoch; got {lr_schedule!r}")
-    if checkpoint is not None and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
-        raise FileNotFoundError(f"checkpoint {checkpoint}: its folder does not exist")
+    if checkpoint is not None:
+        files.check_target(checkpoint, "checkpoint")
     return (T, T_test, epochs, batch_size, checks.integer("seed", seed, 0),
             checks.integer("shift", shift, 0))
+
+
+def check_shift(shift, images):
+    """The side of the square training images that shift > 0 translates (None for shift 0):
+    images must be (N, side, side) and shift less than side."""
+    if shift == 0:
+        return None
+    shape = tuple(getattr(images, "shape", ()))
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"shift > 0 translates square images of shape (N, side, side); got "
+                         f"images of shape {shape}; pass shift=0")
+    if shift >= shape[1]:
+        raise ValueError(f"shift must be less than the images' side of {shape[1]} pixels (a "
+                         f"larger shift moves every image out of the frame); got shift = {shift}")
+    return shape[1]
+
+
+def check_schedule(lr_schedule, epochs):
+    """[lr_schedule(e) for e in range(epochs)], each checked (a finite number >= 0) before
+    the first epoch; None without a schedule."""
+    if lr_schedule is None:
+        return None
+    return [checks.real(f"lr_schedule({e})", lr_schedule(e), low=0.0, low_open=False)
+            for e in range(epochs)]
 
 
 # --- book/05_training.ipynb, cell 14 ---
@@ -198,26 +308,33 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
     T_test steps (default: T) by a fresh eval_rng(seed); a run that selects settings passes
     test=None. lr_schedule(epoch) -> learning rate; checkpoint: a .npz path written after
     every epoch; resume=True continues from it if it exists (refused if saved under another
-    tag or other settings); shift: random translation of training images by up to this many
-    pixels (0: none, as in the paper).
+    tag or other settings, or holding more than epochs epochs); shift: random translation of
+    training images by up to this many pixels (0: none, as in the paper). Everything that
+    can be checked is checked before the first epoch.
     """
     T, T_test, epochs, batch_size, seed, shift = check_loop(
         T, T_test, epochs, batch_size, seed, shift, rule, lr_schedule, checkpoint)
     sets = {"train": dataset("train", train, net)}
     sets.update((k, None if d is None else dataset(k, d, net)) for k, d in (("val", val), ("test", test)))
+    side = check_shift(shift, train[0])
+    check_memory(net, "T", T, min(batch_size, sets["train"][0].shape[0]))
+    for scored in (s for k, s in sets.items() if k != "train" and s is not None):
+        check_memory(net, "T_test", T_test, min(1000, scored[0].shape[0]))
+    schedule = check_schedule(lr_schedule, epochs)
     run = run_signature(net, optimizer, T, T_test, batch_size, rule, seed, shift, sets)
     rng = backend.default_rng(seed)
     history, start = History(), 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
-        history, rng_state = resume_from(checkpoint, net, optimizer, tag, run)
+        history, rng_state = resume_from(checkpoint, net, optimizer, tag, run, epochs)
         backend.set_rng_state(rng, rng_state)
         start = len(history.epoch)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
-        if lr_schedule is not None:
-            optimizer.lr = lr_schedule(epoch)
+        if schedule is not None:
+            optimizer.lr = schedule[epoch]
         loss, acc, rates = train_epoch(net, optimizer, *sets["train"], T, rng, batch_size, rule,
-                                       progress, desc=f"epoch {epoch + 1}/{epochs}", shift=shift)
+                                       progress, desc=f"epoch {epoch + 1}/{epochs}", shift=shift,
+                                       side=side)
         val_acc, test_acc = (None if sets[k] is None else
                              accuracy(net, *sets[k], T_test, eval_rng(seed)) for k in ("val", "test"))
         for key, value in zip(("epoch", "loss", "train_acc", "val_acc", "test_acc", "rates",
@@ -233,4 +350,4 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
     return history
 
 
-__all__ = ["History", "parameters", "prepare", "dataset", "accuracy", "evaluate", "eval_rng", "random_shift", "train_epoch", "run_signature", "resume_from", "check_loop", "fit"]
+__all__ = ["History", "parameters", "prepare", "dataset", "accuracy", "check_memory", "evaluate", "eval_rng", "random_shift", "train_epoch", "run_signature", "AFRESH", "saved_history", "resume_from", "check_loop", "check_shift", "check_schedule", "fit"]

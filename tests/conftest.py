@@ -1,9 +1,17 @@
-"""Shared fixtures.  ``gpu``: CuPy with a working CUDA device.  Without one the test is
-skipped, unless STBP_REQUIRE_GPU=1 (tools/gpu_check.sh sets it): then it fails, so a GPU
-check on a machine whose device is missing or broken cannot pass by skipping everything."""
-import os
-
+"""Shared fixtures.  ``tiny_mnist``: the reproduction command on 300 synthetic digits;
+``no_training``: records whether the command got as far as loading data or training.
+``gpu``: CuPy with a working CUDA device.  Without one the test is
+skipped, unless STBP_REQUIRE_GPU is on (1, true, yes, on; tools/gpu_check.sh sets it):
+then it fails, so a GPU check on a machine whose device is missing or broken cannot pass
+by skipping everything.  A value of STBP_REQUIRE_GPU that is neither on nor off stops the
+test run at once (stbp.env.flag names it)."""
+import numpy as np
 import pytest
+
+from stbp import env, reproduce
+
+#: Read once, when pytest starts: a bad value is a usage error, not a skipped test.
+REQUIRE_GPU = env.flag("STBP_REQUIRE_GPU", False)
 
 
 def gpu_problem():
@@ -23,8 +31,32 @@ def gpu_problem():
 def gpu():
     problem = gpu_problem()
     if problem is not None:
-        if os.environ.get("STBP_REQUIRE_GPU", "").strip() == "1":
-            pytest.fail(f"STBP_REQUIRE_GPU=1 but {problem}", pytrace=False)
+        if REQUIRE_GPU:
+            pytest.fail(f"STBP_REQUIRE_GPU={env.text('STBP_REQUIRE_GPU')} but {problem}",
+                        pytrace=False)
         pytest.skip(f"no CUDA device: {problem}")
     import cupy
     return cupy
+
+
+@pytest.fixture
+def tiny_mnist(monkeypatch):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 300)
+    x = rng.integers(0, 40, (300, 28, 28)).astype(np.uint8)
+    for i, c in enumerate(y):                       # class c lights up row block c
+        x[i, 2 * c:2 * c + 3, :] = 250
+    data = (x[:200], y[:200], x[200:], y[200:])
+    monkeypatch.setattr(reproduce, "load_mnist", lambda root=None: data)
+    monkeypatch.setattr(reproduce, "N_VAL", 50)     # of 200 training digits
+    return data
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Record whether the CLI got as far as loading data or training."""
+    calls = []
+    monkeypatch.setattr(reproduce, "load_mnist", lambda root=None: calls.append("data") or
+                        (_ for _ in ()).throw(AssertionError("data loaded")))
+    monkeypatch.setattr(reproduce, "fit", lambda *a, **k: calls.append("fit"))
+    return calls

@@ -7,19 +7,6 @@ import pytest
 from stbp import backend, checkpoint, reproduce
 
 
-@pytest.fixture
-def tiny_mnist(monkeypatch):
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 10, 300)
-    x = rng.integers(0, 40, (300, 28, 28)).astype(np.uint8)
-    for i, c in enumerate(y):                       # class c lights up row block c
-        x[i, 2 * c:2 * c + 3, :] = 250
-    data = (x[:200], y[:200], x[200:], y[200:])
-    monkeypatch.setattr(reproduce, "load_mnist", lambda root=None: data)
-    monkeypatch.setattr(reproduce, "N_VAL", 50)     # of 200 training digits
-    return data
-
-
 def test_run_writes_results_and_resumes(tmp_path, tiny_mnist):
     r = reproduce.run("best", seed=1, out=tmp_path, epochs=2, progress=False)
     path = tmp_path / "best-exact-seed1.json"

@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from stbp import SNN, backend, checkpoint, data, reproduce
+from stbp import SNN, backend, checkpoint, data, files, reproduce
 from stbp.encode import bernoulli
 from stbp.optim import SGD, Adam
 from stbp.surrogates import Gaussian, Rectangular, Sigmoid, Smooth
@@ -407,7 +407,7 @@ def test_the_file_can_build_the_network_it_holds(saved):
 
 def test_save_into_a_missing_folder_names_the_target(tmp_path):
     target = tmp_path / "no" / "such" / "net.npz"
-    with pytest.raises(FileNotFoundError, match=r"cannot save checkpoint .*no/such/net.npz: "
+    with pytest.raises(FileNotFoundError, match=r"cannot write checkpoint .*no/such/net.npz: "
                                                 r"its folder .*no/such does not exist") as e:
         checkpoint.save(target, small())
     assert ".tmp" not in str(e.value)
@@ -431,7 +431,7 @@ def test_save_removes_stale_temporaries_of_its_target(tmp_path):
     live = tmp_path / ".tmp-net.npz-live9999.npz"
     for f in (stale, other, live):
         f.write_bytes(b"x" * 100)
-    old = checkpoint._STARTED - 3600
+    old = files._STARTED - 3600
     os.utime(stale, (old, old)); os.utime(other, (old, old))
     checkpoint.save(tmp_path / "net.npz", small())
     assert sorted(os.listdir(tmp_path)) == sorted(["net.npz", other.name, live.name])
@@ -505,7 +505,8 @@ def test_fit_checks_the_checkpoint_folder_before_training(tmp_path):
     x, y = toy()
     net = small()
     before = net.W[0].copy()
-    with pytest.raises(FileNotFoundError, match=r"checkpoint .*missing/run.npz: its folder does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"cannot write checkpoint .*missing/run.npz: its "
+                                                r"folder .*missing does not exist"):
         fit(net, Adam(parameters(net)), (x, y), epochs=1, T=3, progress=False,
             checkpoint=tmp_path / "missing" / "run.npz")
     assert np.array_equal(net.W[0], before)
@@ -540,8 +541,14 @@ RUN = dict(epochs=1, T=3, batch_size=10, rule="exact", seed=0, shift=0, progress
     (dict(seed=1), "seed"), (dict(shift=1), "shift"), (dict(T_test=5), "T_test")])
 def test_resume_refuses_a_run_with_other_settings_whatever_the_tag(tmp_path, change, name):
     x, y = toy()
+    if "shift" in change:                       # shift translates square images only
+        x = np.zeros((40, 3, 3), np.uint8)
+        x[:, :2, :] = toy()[0]
+        small = lambda **kw: SNN([9, 5, 3], tau=0.3, v_th=0.5, init="fan_in", **kw)  # noqa: E731
+    else:
+        small = globals()["small"]
     ck = tmp_path / "run.npz"
-    net = small()
+    net = small(seed=0)
     fit(net, Adam(parameters(net)), (x, y), checkpoint=ck, **RUN)
     again = small(seed=3)
     before = again.W[0].copy()
@@ -616,7 +623,8 @@ def test_the_data_folder_must_be_a_folder(tmp_path):
 
 
 @pytest.mark.parametrize("env, timeout, match", [
-    ("soon", None, "STBP_DOWNLOAD_TIMEOUT must be a number of seconds; got 'soon'"),
+    ("soon", None, "STBP_DOWNLOAD_TIMEOUT must be a positive number of seconds; got "
+                   "STBP_DOWNLOAD_TIMEOUT='soon'"),
     ("-3", None, "STBP_DOWNLOAD_TIMEOUT must be a positive number of seconds"),
     (None, 0, "timeout must be a positive number of seconds; got 0"),
     (None, float("inf"), "timeout must be a positive number of seconds")])
@@ -676,16 +684,6 @@ def test_a_trickling_mirror_hits_the_overall_deadline(tmp_path, monkeypatch):
 
 # --- the command line -------------------------------------------------------------------
 
-@pytest.fixture
-def no_training(monkeypatch):
-    """Record whether the CLI got as far as loading data or training."""
-    calls = []
-    monkeypatch.setattr(reproduce, "load_mnist", lambda root=None: calls.append("data") or
-                        (_ for _ in ()).throw(AssertionError("data loaded")))
-    monkeypatch.setattr(reproduce, "fit", lambda *a, **k: calls.append("fit"))
-    return calls
-
-
 @pytest.mark.parametrize("argv, match", [
     (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
     (["--epochs", "two"], "argument --epochs: expected an integer, got 'two'"),
@@ -706,7 +704,7 @@ def test_cli_checks_the_output_folder_before_loading_or_training(tmp_path, capsy
     blocker.write_text("not a folder")
     with pytest.raises(SystemExit) as e:
         reproduce.main(["--config", "nearest", "--out", str(blocker / "sub"), "--quiet"])
-    assert e.value.code == 1
+    assert e.value.code == 2
     err = capsys.readouterr().err
     assert "out: cannot write results into the folder" in err and "a-file/sub" in err
     assert no_training == []
@@ -721,7 +719,7 @@ def test_cli_loads_the_data_before_the_first_epoch(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(reproduce, "fit", lambda *a, **k: trained.append(1))
     with pytest.raises(SystemExit) as e:
         reproduce.main(["--config", "nearest", "--out", str(tmp_path), "--quiet"])
-    assert e.value.code == 1
+    assert e.value.code == 2
     assert "train-images-idx3-ubyte not found" in capsys.readouterr().err
     assert trained == [] and list(tmp_path.iterdir()) == []
 
@@ -734,7 +732,7 @@ def test_cli_names_a_corrupt_checkpoint(tmp_path, capsys, monkeypatch):
     (tmp_path / "nearest-exact-seed0.ckpt.npz").write_bytes(b"garbage, not a zip")
     with pytest.raises(SystemExit) as e:
         reproduce.main(["--config", "nearest", "--out", str(tmp_path), "--quiet", "--epochs", "1"])
-    assert e.value.code == 1
+    assert e.value.code == 2
     assert "nearest-exact-seed0.ckpt.npz is not a valid .npz archive" in capsys.readouterr().err
 
 

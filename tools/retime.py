@@ -25,7 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from stbp import backend  # noqa: E402
+from stbp import backend, files  # noqa: E402
 from stbp.data import VAL_SEED, load_mnist, validation_split  # noqa: E402
 from stbp.reproduce import N_VAL, build, machine, settings  # noqa: E402
 from stbp.train import accuracy, dataset, eval_rng, train_epoch  # noqa: E402
@@ -88,6 +88,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.batches < 1 or args.rounds < 1:
         parser.error("--batches and --rounds must be at least 1")
+    if args.out:
+        files.check_target(args.out, "re-timing file")      # before the timing, not after
     load = list(os.getloadavg())            # before this run adds its own
     data = load_mnist(args.data)
     rows = []
@@ -102,8 +104,8 @@ def main(argv=None):
                                           f"; recorded median {rec['median_epoch_s']:.1f} s"))
     results = {"machine": {**machine(), "load_average_before": load}, "runs": rows}
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(results, fh, indent=1)
+        text = json.dumps(results, indent=1).encode()
+        files.write_atomic(args.out, lambda fh: fh.write(text), "re-timing file")
     return results
 
 

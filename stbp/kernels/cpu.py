@@ -16,21 +16,50 @@ sums).
 
 Threads: see :func:`configure_threads` (chapter 7 measures the options).
 
+Numba caches the compiled kernels on disk (next to this file, else in the user's cache
+folder or ``NUMBA_CACHE_DIR``).  Where none of these is writable (a read-only install),
+the kernels are compiled in every process instead, with a warning, rather than failing
+at import (``CACHE``).
+
 Hand-written glue, not exported from the book.
 """
 from __future__ import annotations
 
-import os
+import numbers
+import warnings
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from stbp import env
 from stbp.kernels import (CARRIES, RULES, Kernels, carry_values, curve_id, real_type,
                           surrogate_constants)
 
 
-@njit(cache=True, inline="always")
+def _probe():
+    """A function for _cache_works to cache, from this file as every kernel is."""
+    return 0
+
+
+def _cache_works():
+    """Whether Numba finds a writable cache folder for this file's kernels; where it does
+    not, it refuses cache=True at decoration, so warn and compile without the cache."""
+    try:
+        njit(cache=True)(_probe)
+    except RuntimeError as exc:
+        warnings.warn(f"the fused kernels will be compiled in every process: Numba found no "
+                      f"writable cache folder ({exc}); set NUMBA_CACHE_DIR to a writable "
+                      f"folder to keep them", RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
+#: Whether the compiled kernels are cached on disk (see the module's docstring).
+CACHE = _cache_works()
+
+
+@njit(cache=CACHE, inline="always")
 def _grad(x, curve, sa, sb, zero, half, one):
     """g'(x) of curve 0-3 with the constants of stbp.kernels.surrogate_constants."""
     if curve == 0:
@@ -48,7 +77,7 @@ def _make_forward(binary, carry):
     """The forward kernel for one case: binary (0/1 spikes, else the smooth curve's real
     outputs) and carry (0 "exp", 1 "linear") are constants of the compiled code."""
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=CACHE, parallel=True)
     def _forward(U, b, O, tau, F0, F1, slope, v_th, sa, half, one):
         T, B, n = U.shape
         zero = half - half
@@ -81,7 +110,7 @@ def _make_backward(binary, carry, rule, curve):
     the loop over neurons holds no branch on them and compiles to vector instructions
     (a curve read at run time keeps it scalar)."""
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=CACHE, parallel=True)
     def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half, one):
         T, B, n = U.shape
         zero = half - half
@@ -137,7 +166,7 @@ def _kernel(make, *case):
     return _COMPILED[key]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=CACHE, parallel=True)
 def _bernoulli(R, x, out):
     T, M = R.shape
     for t in prange(T):
@@ -145,7 +174,7 @@ def _bernoulli(R, x, out):
             out[t, j] = 1 if R[t, j] < x[j] else 0
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _adam(p, m, s, g, b1, omb1, b2, omb2, rc2, eps, lrc1):
     for i in range(p.size):
         gi = g[i]
@@ -156,7 +185,7 @@ def _adam(p, m, s, g, b1, omb1, b2, omb2, rc2, eps, lrc1):
         p[i] = p[i] - mi / (np.sqrt(si) * rc2 + eps) * lrc1
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _sgd(p, v, g, mu, lr):
     for i in range(p.size):
         vi = v[i] * mu + g[i]
@@ -164,7 +193,7 @@ def _sgd(p, v, g, mu, lr):
         p[i] = p[i] - lr * vi
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _im2col(A, k, out):
     """out[r, p, q, i, :] = A[r, p + i, q C : (q + k) C]: the windows of maps A (R, H, W C),
     each window row one contiguous run of k C numbers; out is (R, Ho, Wo, k, k C)."""
@@ -180,7 +209,7 @@ def _im2col(A, k, out):
                         dst[m] = src[q * C + m]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _col2im(win, k, A):
     """A[r, p + i, q + j, c] += win[r, p, q, i, j, c], window offset (i, j) by offset in
     the order of the array code (so every sum is the same, bit for bit)."""
@@ -206,8 +235,13 @@ def configure_threads(n=None):
     """Set Numba's thread count: n, else STBP_NUMBA_THREADS, else 1 (chapter 7: on a
     machine whose BLAS pool keeps its threads spinning after each product, one kernel
     thread beside it is fastest).  Returns the count in force."""
-    n = int(os.environ.get("STBP_NUMBA_THREADS", "1")) if n is None else int(n)
-    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+    most = numba.config.NUMBA_NUM_THREADS
+    if n is None:
+        n = env.integer("STBP_NUMBA_THREADS", 1, minimum=1, maximum=most)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"Numba threads must be an integer in [1, {most}], got {n!r}")
+    n = int(n)
+    if not 1 <= n <= most:
         raise ValueError(f"Numba threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], "
                          f"got {n}")
     numba.set_num_threads(n)
@@ -290,7 +324,7 @@ class NumbaKernels(Kernels):
              real(momentum), real(lr))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _spike_sum(O, A, out, forward):
     """For every active input (r, j) of O: out[r] += A[j] (forward), else out[j] += A[r]."""
     R, K = O.shape
