@@ -9,16 +9,18 @@ import re
 
 from stbp import backend
 
-_TOKENS = {"conv": re.compile(r"^(\d+)C(\d+)(?:p(\d+))?$"), "pool": re.compile(r"^P(\d+)$"),
-           "dense": re.compile(r"^(\d+)$")}
+_TOKENS = {"conv": re.compile(r"^(\d+)C(\d+)(?:p(\d+))?$"),
+           "pool": re.compile(r"^P(\d+)$"), "dense": re.compile(r"^(\d+)$")}
 
 
 def _layer(spec, tok, shape):
     """The layer of token tok on input of shape (H, W, C) or (n,): a dict with its shape."""
-    kind, m = next(((k, r.match(tok)) for k, r in _TOKENS.items() if r.match(tok)), (None, None))
+    kind, m = next(((k, r.match(tok)) for k, r in _TOKENS.items() if r.match(tok)),
+                   (None, None))
     if kind is None:
-        raise ValueError(f"spec {spec!r}: unknown token {tok!r} (expected cCk or cCkpP for a "
-                         "convolution, Pk for pooling, or n for a fully connected layer)")
+        raise ValueError(f"spec {spec!r}: unknown token {tok!r} (expected cCk or cCkpP "
+                         "for a convolution, Pk for pooling, or n for a fully connected "
+                         "layer)")
     pad = int(m[3] or 0) if kind == "conv" else None        # pP: P zeros on each side
     numbers = [int(v) for v in m.groups()[:2]]
     if min(numbers) < 1:
@@ -28,19 +30,21 @@ def _layer(spec, tok, shape):
                          "fully connected layer")
     size, k = numbers[0], numbers[-1]
     if kind == "conv" and pad >= k:
-        raise ValueError(f"spec {spec!r}: the padding {pad} of {tok!r} must be smaller than "
-                         f"its kernel size {k}")
+        raise ValueError(f"spec {spec!r}: the padding {pad} of {tok!r} must be smaller "
+                         f"than its kernel size {k}")
     if kind == "conv" and k > min(shape[:2]) + 2 * pad:
+        padded = f" padded by {pad}" if pad else ""
         raise ValueError(f"spec {spec!r}: the {k}x{k} kernel of {tok!r} is larger than "
-                         f"its {shape[0]}x{shape[1]} input" + (f" padded by {pad}" if pad else ""))
+                         f"its {shape[0]}x{shape[1]} input{padded}")
     if kind == "pool" and (shape[0] % k or shape[1] % k):
         raise ValueError(f"spec {spec!r}: pooling {tok!r} does not divide the "
                          f"{shape[0]}x{shape[1]} map")
-    out = {"conv": lambda: (shape[0] + 2 * pad - k + 1, shape[1] + 2 * pad - k + 1, size),
+    grow = 2 * (pad or 0) - (k or 0) + 1                    # a convolution's H_o - H
+    out = {"conv": lambda: (shape[0] + grow, shape[1] + grow, size),
            "pool": lambda: (shape[0] // k, shape[1] // k, shape[2]),
            "dense": lambda: (size,)}[kind]()
-    return {"kind": kind, "token": tok, "size": size, "k": None if kind == "dense" else k,
-            "pad": pad, "shape": out}
+    return {"kind": kind, "token": tok, "size": size,
+            "k": None if kind == "dense" else k, "pad": pad, "shape": out}
 
 
 # --- book/08_convolution.ipynb, cell 2 ---
@@ -267,9 +271,9 @@ from stbp.backward import spatial_term, weight_grads
 
 
 def _weight_grads(net, n, E, A):
-    """eq-conv-dw: dL/dW^n[c, i, j, c'] = sum_{t,s,p,q} E^{t,n}[p, q, c] Otilde^{t,n-1}[p + i,
-    q + j, c'] and dL/db^n[c] = sum_{t,s,p,q} E^{t,n}[p, q, c]: weight_grads on window rows
-    of the padded maps Otilde (eq-pad)."""
+    """eq-conv-dw: dL/dW^n[c, i, j, c'] = sum_{t,s,p,q} E^{t,n}[p, q, c]
+    Otilde^{t,n-1}[p + i, q + j, c'] and dL/db^n[c] = sum_{t,s,p,q} E^{t,n}[p, q, c]:
+    weight_grads on window rows of the padded maps Otilde (eq-pad)."""
     W, layer = net.W[n], net.stages[n]["layer"]
     if layer["kind"] == "dense":
         return weight_grads(E, A)
@@ -280,9 +284,9 @@ def _weight_grads(net, n, E, A):
 
 
 def _spatial_below(net, n, P):
-    """S^{t,n-1} from P^{t,n} (E, or the seed's Delta g'): through the weights (eq-conv-back:
-    window rows, then col2im onto the padded maps, whose border is cropped, eq-pad-back)
-    and back through each pooling (eq-pool-back)."""
+    """S^{t,n-1} from P^{t,n} (E, or the seed's Delta g'): through the weights
+    (eq-conv-back: window rows, then col2im onto the padded maps, whose border is
+    cropped, eq-pad-back) and back through each pooling (eq-pool-back)."""
     stage, W = net.stages[n], net.W[n]
     T, B = P.shape[:2]
     if stage["layer"]["kind"] == "dense":
@@ -291,8 +295,8 @@ def _spatial_below(net, n, P):
         rows = spatial_term(P.reshape(T, -1, W.shape[0]), W.reshape(W.shape[0], -1))
         k, p = stage["layer"]["k"], stage["layer"]["pad"]
         H, W_in, C = stage["in"]
-        padded = col2im(rows.reshape(-1, W[0].size), (T * B, H + 2 * p, W_in + 2 * p, C), k)
-        dA = crop_maps(padded, p)
+        shape = (T * B, H + 2 * p, W_in + 2 * p, C)          # the padded maps
+        dA = crop_maps(col2im(rows.reshape(-1, W[0].size), shape, k), p)
     if stage["pools"]:
         dA = dA.reshape((T * B,) + stage["in"])
         for k in reversed(stage["pools"]):
@@ -309,6 +313,7 @@ def conv_gradients(net, trace, targets, rule="exact"):
     recurrence per neuron, the spatial terms through convolutions and poolings."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    net.check_trace(trace)          # made by this network (or one of the same spikes)
     rate = trace.o[-1].mean(axis=0, dtype=net.dtype)
     Y = net._check("targets", targets, rate.shape)
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, trace.o[0].shape[0]), trace.o[-1].shape)

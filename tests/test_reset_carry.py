@@ -72,8 +72,12 @@ def test_a_trace_of_other_spikes_is_refused():
         return SNN([6, 3], tau=0.3, v_th=0.4, seed=0, carry=carry,
                    surrogate=Rectangular(1.0))
 
-    net("linear").gradients(net("exp").forward(x), Y)        # the same spikes: accepted
-    for made, used in (("exp", "reset"), ("reset", "linear")):
-        words = f"carry {made!r} \\(this network: {used!r}\\)"
-        with pytest.raises(ValueError, match=words):
-            net(used).gradients(net(made).forward(x), Y)
+    def conv(carry):
+        return SNN("3x2-2C2-3", tau=0.3, v_th=0.4, seed=0, carry=carry)
+
+    for make in (net, conv):
+        make("linear").gradients(make("exp").forward(x), Y)  # the same spikes: accepted
+        for made, used in (("exp", "reset"), ("reset", "linear")):
+            words = f"carry {made!r} \\(this network: {used!r}\\)"
+            with pytest.raises(ValueError, match=words):
+                make(used).gradients(make(made).forward(x), Y)

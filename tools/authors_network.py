@@ -288,6 +288,9 @@ def compare(model, control, net, x, y, batch, seed, limit):
         "max_potential_difference_where_spikes_agree": u_agree,
         "causes_of_first_spike_difference": {c: sum(d["cause"] == c for d in digits)
                                              for c in sorted({d["cause"] for d in digits})},
+        "layer_of_first_spike_difference": {
+            str(n): sum(d["first_difference"]["layer"] == n for d in digits)
+            for n in sorted({d["first_difference"]["layer"] for d in digits})},
         "digits_with_identical_spikes_everywhere_with_their_threshold_at_ge": same_ge,
         "max_distance_to_threshold_at_first_difference": max(
             [abs(nr["u_minus_threshold"]) for d in digits
@@ -389,6 +392,8 @@ def main(argv=None):
     import stbp
     torch.set_num_threads(1)
     start = time.perf_counter()
+    commit = git("rev-parse", "HEAD")                  # the code that runs, read first
+    clean = git("status", "--porcelain", "--untracked-files=no") == ""
     state, how = load_checkpoint(args.checkpoint)
     model, net = torch_network(state["net"]), stbp_network(state["net"])
     control = torch_network(state["net"], strict=False)
@@ -410,8 +415,7 @@ def main(argv=None):
         "versions": {"torch": torch.__version__, "numpy": np.__version__,
                      "numba": numba.__version__, "python": platform.python_version(),
                      "stbp_from": os.path.dirname(stbp.__file__)},
-        "stbp_commit": git("rev-parse", "HEAD"),
-        "stbp_tree_clean": git("status", "--porcelain", "--untracked-files=no") == "",
+        "stbp_commit": commit, "stbp_tree_clean_at_start": clean,
         "threads": {"torch": torch.get_num_threads(), "numba": numba.get_num_threads(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
         "machine": platform.machine(), "seconds_total": None,
