@@ -9,34 +9,42 @@ import re
 
 from stbp import backend
 
-_TOKENS = {"conv": re.compile(r"^(\d+)C(\d+)$"), "pool": re.compile(r"^P(\d+)$"),
-           "dense": re.compile(r"^(\d+)$")}
+_TOKENS = {"conv": re.compile(r"^(\d+)C(\d+)(?:p(\d+))?$"),
+           "pool": re.compile(r"^P(\d+)$"), "dense": re.compile(r"^(\d+)$")}
 
 
 def _layer(spec, tok, shape):
     """The layer of token tok on input of shape (H, W, C) or (n,): a dict with its shape."""
-    kind, m = next(((k, r.match(tok)) for k, r in _TOKENS.items() if r.match(tok)), (None, None))
+    kind, m = next(((k, r.match(tok)) for k, r in _TOKENS.items() if r.match(tok)),
+                   (None, None))
     if kind is None:
-        raise ValueError(f"spec {spec!r}: unknown token {tok!r} (expected cCk for a "
-                         "convolution, Pk for pooling, or n for a fully connected layer)")
-    numbers = [int(v) for v in m.groups()]
+        raise ValueError(f"spec {spec!r}: unknown token {tok!r} (expected cCk or cCkpP "
+                         "for a convolution, Pk for pooling, or n for a fully connected "
+                         "layer)")
+    pad = int(m[3] or 0) if kind == "conv" else None        # pP: P zeros on each side
+    numbers = [int(v) for v in m.groups()[:2]]
     if min(numbers) < 1:
         raise ValueError(f"spec {spec!r}: token {tok!r} has a size of 0")
     if kind != "dense" and len(shape) == 1:
         raise ValueError(f"spec {spec!r}: {tok!r} needs a feature map, but it follows a "
                          "fully connected layer")
     size, k = numbers[0], numbers[-1]
-    if kind == "conv" and k > min(shape[:2]):
+    if kind == "conv" and pad >= k:
+        raise ValueError(f"spec {spec!r}: the padding {pad} of {tok!r} must be smaller "
+                         f"than its kernel size {k}")
+    if kind == "conv" and k > min(shape[:2]) + 2 * pad:
+        padded = f" padded by {pad}" if pad else ""
         raise ValueError(f"spec {spec!r}: the {k}x{k} kernel of {tok!r} is larger than "
-                         f"its {shape[0]}x{shape[1]} input")
+                         f"its {shape[0]}x{shape[1]} input{padded}")
     if kind == "pool" and (shape[0] % k or shape[1] % k):
         raise ValueError(f"spec {spec!r}: pooling {tok!r} does not divide the "
                          f"{shape[0]}x{shape[1]} map")
-    out = {"conv": lambda: (shape[0] - k + 1, shape[1] - k + 1, size),
+    grow = 2 * (pad or 0) - (k or 0) + 1                    # a convolution's H_o - H
+    out = {"conv": lambda: (shape[0] + grow, shape[1] + grow, size),
            "pool": lambda: (shape[0] // k, shape[1] // k, shape[2]),
            "dense": lambda: (size,)}[kind]()
-    return {"kind": kind, "token": tok, "size": size, "k": None if kind == "dense" else k,
-            "shape": out}
+    return {"kind": kind, "token": tok, "size": size,
+            "k": None if kind == "dense" else k, "pad": pad, "shape": out}
 
 
 # --- book/08_convolution.ipynb, cell 2 ---
@@ -44,9 +52,11 @@ def parse_spec(spec):
     """Parse the paper's notation, e.g. "28x28-15C5-P2-40C5-P2-300-10", into layers.
 
     Tokens: HxW or HxWxC (the input, first), cCk (c feature maps from k x k kernels,
-    stride 1, no padding), Pk (k x k average pooling), n (n fully connected neurons).
-    Returns [{"kind", "token", "size", "k", "shape"}, ...], starting with the input;
-    shape is a layer's output, (H, W, C) for maps and (n,) for fully connected layers.
+    stride 1, no padding), cCkpP (the same on the maps padded by P < k zeros on each
+    side), Pk (k x k average pooling), n (n fully connected neurons).
+    Returns [{"kind", "token", "size", "k", "pad", "shape"}, ...], starting with the
+    input; shape is a layer's output, (H, W, C) for maps and (n,) for fully connected
+    layers; pad is a convolution's P (0 without pP), None for other layers.
     """
     if not isinstance(spec, str):
         raise TypeError(f"spec must be a string such as '28x28-15C5-P2-10', got {spec!r}")
@@ -56,7 +66,8 @@ def parse_spec(spec):
         raise ValueError(f"spec {spec!r}: the first token must be the input size HxW or "
                          f"HxWxC (e.g. 28x28), got {tokens[0]!r}")
     shape = (int(m[1]), int(m[2]), int(m[3] or 1))
-    layers = [{"kind": "input", "token": tokens[0], "size": None, "k": None, "shape": shape}]
+    layers = [{"kind": "input", "token": tokens[0], "size": None, "k": None, "pad": None,
+               "shape": shape}]
     for tok in tokens[1:]:
         layers.append(_layer(spec, tok, layers[-1]["shape"]))
     if len(layers) < 2 or layers[-1]["kind"] == "pool":
@@ -100,6 +111,24 @@ def col2im(rows, shape, k):
 
 
 # --- book/08_convolution.ipynb, cell 9 ---
+def pad_maps(A, p):
+    """eq-pad: maps A (R, H, W, C) in the middle of zero maps (R, H + 2p, W + 2p, C);
+    A itself when p = 0."""
+    if not p:
+        return A
+    R, H, W, C = A.shape
+    out = backend.xp.zeros((R, H + 2 * p, W + 2 * p, C), dtype=A.dtype)
+    out[:, p:p + H, p:p + W, :] = A
+    return out
+
+
+def crop_maps(A, p):
+    """eq-pad-back, the transpose of pad_maps: the middle (R, H - 2p, W - 2p, C) of maps
+    A (R, H, W, C), the border of width p dropped; A itself when p = 0."""
+    return A[:, p:A.shape[1] - p, p:A.shape[2] - p, :] if p else A
+
+
+# --- book/08_convolution.ipynb, cell 13 ---
 def pool_forward(A, k):
     """Average pooling: Obar[r, p, q, c] = (1/k^2) sum_{i,j<k} A[r, k p + i, k q + j, c]."""
     out = A[:, ::k, ::k, :].copy()
@@ -119,7 +148,7 @@ def pool_backward(G, k):
     return spread.reshape(R, Ho * k, Wo * k, C)
 
 
-# --- book/08_convolution.ipynb, cell 12 ---
+# --- book/08_convolution.ipynb, cell 16 ---
 def _stage_input(net, n, below):
     """What the weights of neuron layer n see: the layer below's output (T, B, l) as maps
     (T B, H, W, C) averaged by the poolings between, or as rows (T, B, l) for a fully
@@ -141,12 +170,12 @@ def _linear(net, n, A, T, B):
     W, layer = net.W[n], net.stages[n]["layer"]
     if layer["kind"] == "dense":
         return (A.reshape(T * B, -1) @ W.T).reshape(T, B, -1), net.b[n]
-    X = im2col(A, layer["k"]) @ W.reshape(W.shape[0], -1).T      # (T B Ho Wo, C)
+    X = im2col(pad_maps(A, layer["pad"]), layer["k"]) @ W.reshape(W.shape[0], -1).T
     Ho, Wo, _ = layer["shape"]
     return X.reshape(T, B, -1), backend.xp.tile(net.b[n], Ho * Wo)
 
 
-# --- book/08_convolution.ipynb, cell 13 ---
+# --- book/08_convolution.ipynb, cell 17 ---
 from stbp.network import Trace, layer_forward
 
 
@@ -172,7 +201,7 @@ def conv_forward(net, spikes):
     return Trace(u=u, o=o, made_by=net.settings())
 
 
-# --- book/08_convolution.ipynb, cell 14 ---
+# --- book/08_convolution.ipynb, cell 18 ---
 import math
 
 from stbp import init as inits
@@ -199,13 +228,14 @@ def _build_layers(layers, dtype, rng, scheme):
     return stages, Ws, bs
 
 
-# --- book/08_convolution.ipynb, cell 15 ---
+# --- book/08_convolution.ipynb, cell 19 ---
 class ConvSNN(SNN):
     """A spiking network of convolutional, pooling and fully connected layers, built from
     the paper's notation (see parse_spec) and trained by STBP; chapter 8.
 
     W[n], b[n]: the n-th layer of neurons; a convolution has W (C, k, k, C') and one bias
-    per map, X^{t,n} = W^n (*) Obar^{t,n-1}; a fully connected layer has W (l(n), l(n-1)).
+    per map, X^{t,n} = W^n (*) Obar^{t,n-1} (on the maps padded by P zeros for a token
+    cCkpP); a fully connected layer has W (l(n), l(n-1)).
     Poolings average the spikes below and hold no neurons. Other arguments as SNN.
     """
 
@@ -236,31 +266,37 @@ class ConvSNN(SNN):
 SNN.spec_class = ConvSNN           # SNN("28x28-15C5-...") builds this class
 
 
-# --- book/08_convolution.ipynb, cell 20 ---
+# --- book/08_convolution.ipynb, cell 24 ---
 from stbp.backward import spatial_term, weight_grads
 
 
 def _weight_grads(net, n, E, A):
-    """eq-conv-dw: dL/dW^n[c, i, j, c'] = sum_{t,s,p,q} E^{t,n}[p, q, c] Obar^{t,n-1}[p + i,
-    q + j, c'] and dL/db^n[c] = sum_{t,s,p,q} E^{t,n}[p, q, c]: weight_grads on window rows."""
+    """eq-conv-dw: dL/dW^n[c, i, j, c'] = sum_{t,s,p,q} E^{t,n}[p, q, c]
+    Otilde^{t,n-1}[p + i, q + j, c'] and dL/db^n[c] = sum_{t,s,p,q} E^{t,n}[p, q, c]:
+    weight_grads on window rows of the padded maps Otilde (eq-pad)."""
     W, layer = net.W[n], net.stages[n]["layer"]
     if layer["kind"] == "dense":
         return weight_grads(E, A)
     T = E.shape[0]
-    dW, db = weight_grads(E.reshape(T, -1, W.shape[0]), im2col(A, layer["k"]).reshape(T, -1, W[0].size))
+    rows = im2col(pad_maps(A, layer["pad"]), layer["k"])
+    dW, db = weight_grads(E.reshape(T, -1, W.shape[0]), rows.reshape(T, -1, W[0].size))
     return dW.reshape(W.shape), db
 
 
 def _spatial_below(net, n, P):
-    """S^{t,n-1} from P^{t,n} (E, or the seed's Delta g'): through the weights (eq-conv-back:
-    window rows, then col2im) and back through each pooling (eq-pool-back)."""
+    """S^{t,n-1} from P^{t,n} (E, or the seed's Delta g'): through the weights
+    (eq-conv-back: window rows, then col2im onto the padded maps, whose border is
+    cropped, eq-pad-back) and back through each pooling (eq-pool-back)."""
     stage, W = net.stages[n], net.W[n]
     T, B = P.shape[:2]
     if stage["layer"]["kind"] == "dense":
         dA = spatial_term(P, W)                                          # (T, B, l)
     else:
         rows = spatial_term(P.reshape(T, -1, W.shape[0]), W.reshape(W.shape[0], -1))
-        dA = col2im(rows.reshape(-1, W[0].size), (T * B,) + stage["in"], stage["layer"]["k"])
+        k, p = stage["layer"]["k"], stage["layer"]["pad"]
+        H, W_in, C = stage["in"]
+        shape = (T * B, H + 2 * p, W_in + 2 * p, C)          # the padded maps
+        dA = crop_maps(col2im(rows.reshape(-1, W[0].size), shape, k), p)
     if stage["pools"]:
         dA = dA.reshape((T * B,) + stage["in"])
         for k in reversed(stage["pools"]):
@@ -268,7 +304,7 @@ def _spatial_below(net, n, P):
     return dA.reshape(T, B, -1)
 
 
-# --- book/08_convolution.ipynb, cell 22 ---
+# --- book/08_convolution.ipynb, cell 26 ---
 from stbp.backward import RULES, layer_backward, output_delta
 
 
@@ -277,6 +313,7 @@ def conv_gradients(net, trace, targets, rule="exact"):
     recurrence per neuron, the spatial terms through convolutions and poolings."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    net.check_trace(trace)          # made by this network (or one of the same spikes)
     rate = trace.o[-1].mean(axis=0, dtype=net.dtype)
     Y = net._check("targets", targets, rate.shape)
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, trace.o[0].shape[0]), trace.o[-1].shape)
@@ -289,4 +326,4 @@ def conv_gradients(net, trace, targets, rule="exact"):
     return grads
 
 
-__all__ = ["parse_spec", "im2col", "col2im", "pool_forward", "pool_backward", "conv_forward", "ConvSNN", "conv_gradients"]
+__all__ = ["parse_spec", "im2col", "col2im", "pad_maps", "crop_maps", "pool_forward", "pool_backward", "conv_forward", "ConvSNN", "conv_gradients"]

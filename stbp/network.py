@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from stbp import backend, checks
 from stbp import init as inits
-from stbp.neuron import CARRIES, f01
+from stbp.neuron import CARRIES, ON_SPIKES, same_on_spikes
 from stbp.surrogates import Rectangular, Surrogate
 
 
@@ -28,13 +28,13 @@ def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
     """Run one layer over all steps: U^t = U^{t-1} * f(O^{t-1}) + X^t + b, O^t = g(U^t - v_th).
 
     X has shape (T, B, n) and is overwritten: its memory becomes U. Returns U and O of
-    the same shape (U^0 = 0). carry names f (chapter 1's CARRIES); on 0/1 spikes all
-    carries take the same values.
+    the same shape (U^0 = 0). carry names f (chapter 1's CARRIES); on 0/1 spikes it is
+    evaluated in its affine form (ON_SPIKES), the same numbers without an exponential.
     """
     fused = backend.fused_for(surrogate)
     if fused is not None:                  # all T steps in one kernel (chapter 7)
         return fused.layer_forward(X, b, tau, v_th, surrogate, carry)
-    carry = f01 if surrogate.binary else CARRIES[carry][0]
+    carry = (ON_SPIKES if surrogate.binary else CARRIES)[carry][0]
     U = X
     U += b
     O = backend.xp.empty_like(U)
@@ -99,15 +99,18 @@ class _Checks:
 
     def check_trace(self, trace, finite=True):
         """Refuse a trace made by a network with other settings, or that holds NaN or
-        infinite values (checked unless finite=False). The carry is recorded but may differ:
+        infinite values (checked unless finite=False). The carry is recorded but may differ
+        from this network's if both give the same spikes ("exp" and "linear", not "reset"):
         it chooses which extension of f the backward pass differentiates, and chapter 3
-        compares the choices on one forward pass (on 0/1 spikes all give the same one)."""
+        compares the choices on one forward pass."""
         self._check_arrays()
         if not isinstance(trace, Trace):
             raise TypeError(f"trace must be a Trace from SNN.forward; got {type(trace).__name__}")
         theirs = trace.made_by or {}
         differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
-                  for k, v in self.settings().items() if theirs.get(k) != v and k != "carry"]
+                  for k, v in self.settings().items() if theirs.get(k) != v and not (
+                      k == "carry" and theirs.get(k) in CARRIES
+                      and same_on_spikes(theirs.get(k), v, self.tau))]
         if differ:
             raise ValueError("trace was made by another network: " + "; ".join(differ))
         for n, U in enumerate(trace.u):
@@ -179,7 +182,8 @@ class SNN(_Run, _FromSpec):
     its stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64" (or
     np.float32, np.float64); seed: None or an integer >= 0, seeds the initialisation;
     init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
-    "exp" (the equations sheet's) or "linear" (chapter 1; same spikes, another f' for the gradient).
+    "exp" (the equations sheet's), "linear" (chapter 1; same spikes, another f' for the
+    gradient) or "reset" (the authors' code's tau (1 - o): a reset to exactly 0).
     A spec string in the paper's notation instead of sizes, e.g. "28x28-15C5-P2-40C5-P2-300-10",
     builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
     """

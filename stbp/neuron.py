@@ -39,10 +39,28 @@ def df_linear(o, tau):
     return (tau * math.exp(-1.0 / tau) - tau) + 0 * o
 
 
+def f_reset(o, tau):
+    """The authors' carry f(o) = tau (1 - o): the leak tau for o = 0, a reset to exactly 0
+    for o = 1. Computed as tau - tau o, the chord's form with slope -tau."""
+    return tau - tau * o
+
+
+def df_reset(o, tau):
+    """Slope of the reset carry: f'(o) = -tau for every o (shaped like o)."""
+    return -tau + 0 * o
+
+
 #: carry name -> (f, f') as functions of (o, tau)
-CARRIES = {"exp": (f, df), "linear": (f01, df_linear)}
+CARRIES = {"exp": (f, df), "linear": (f01, df_linear), "reset": (f_reset, df_reset)}
 #: carry name -> (f, f') on 0/1 spikes: affine forms equal to CARRIES at o = 0 and o = 1
-ON_SPIKES = {"exp": (f01, df01), "linear": (f01, df_linear)}
+ON_SPIKES = {"exp": (f01, df01), "linear": (f01, df_linear), "reset": (f_reset, df_reset)}
+
+
+def same_on_spikes(carry_a, carry_b, tau):
+    """Whether two carries take the same values f(0) and f(1), so that a network gives the
+    same spikes with either (true of "exp" and "linear"; "reset" has f(1) = 0)."""
+    return all(float(ON_SPIKES[carry_a][0](o, tau)) == float(ON_SPIKES[carry_b][0](o, tau))
+               for o in (0.0, 1.0))
 
 
 # --- book/01_neuron.ipynb, cell 11 ---
@@ -52,4 +70,4 @@ def neuron_step(U, O, X, b, tau, v_th, surrogate):
     return U_next, surrogate.spike(U_next - v_th)
 
 
-__all__ = ["f", "df", "f01", "df01", "df_linear", "CARRIES", "ON_SPIKES", "neuron_step"]
+__all__ = ["f", "df", "f01", "df01", "df_linear", "f_reset", "df_reset", "CARRIES", "ON_SPIKES", "same_on_spikes", "neuron_step"]

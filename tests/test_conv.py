@@ -45,6 +45,13 @@ def test_parse_the_papers_network():
     ("28x28", "must end with a layer of neurons"),
     ("28x28-0C5-10", "size of 0"),
     ("28x28--10", "unknown token ''"),
+    # padded convolutions, cCkpP (test_padding.py)
+    ("28x28-32C3p3-10", "the padding 3 of '32C3p3' must be smaller than its kernel size 3"),
+    ("28x28-32C3p-10", "unknown token '32C3p' (expected cCk or cCkpP"),
+    ("28x28-32C3P1-10", "unknown token '32C3P1'"),
+    ("28x28-32C3p1x-10", "unknown token '32C3p1x'"),
+    ("4x4-3C7p1-2", "the 7x7 kernel of '3C7p1' is larger than its 4x4 input padded by 1"),
+    ("28x28-0C3p1-10", "size of 0"),
 ])
 def test_bad_specs_name_the_spec_and_the_problem(spec, words):
     with pytest.raises(ValueError) as info:

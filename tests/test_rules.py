@@ -20,7 +20,8 @@ from test_backward import problem
 
 def test_carries_agree_on_spikes_and_differ_in_slope():
     tau = 0.2
-    for carry, (fc, dfc) in CARRIES.items():
+    for carry in ("exp", "linear"):
+        fc, dfc = CARRIES[carry]
         assert float(fc(0.0, tau)) == pytest.approx(tau, rel=1e-15)
         assert float(fc(1.0, tau)) == pytest.approx(tau * np.exp(-1 / tau), rel=1e-12)
     assert float(df(0.0, tau)) == -1.0
@@ -35,7 +36,7 @@ def test_carries_agree_on_spikes_and_differ_in_slope():
 @pytest.mark.parametrize("surrogate", [Rectangular(1.0), Gaussian(0.5)], ids=repr)
 def test_carries_give_identical_forward_passes_on_spikes(surrogate):
     runs = []
-    for carry in CARRIES:
+    for carry in ("exp", "linear"):
         net, spikes, Y = problem(surrogate)
         net.carry = carry
         runs.append(net.forward(spikes))
@@ -103,7 +104,7 @@ def test_rules_and_carries_give_different_gradients_on_spikes(surrogate):
     net, spikes, Y = problem(surrogate)
     trace = net.forward(spikes)
     results = {}
-    for carry in CARRIES:
+    for carry in ("exp", "linear"):              # the carries that share this forward pass
         net.carry = carry
         for rule in RULES:
             results[rule, carry] = net.gradients(trace, Y, rule=rule)[0][0]

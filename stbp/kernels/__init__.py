@@ -34,8 +34,10 @@ import numpy
 
 #: surrogate class name (in ``stbp.surrogates``) -> the curve's number in the kernels
 CURVES = {"Rectangular": 0, "Polynomial": 1, "Smooth": 2, "Sigmoid": 2, "Gaussian": 3}
-#: carry name -> number: f(o) = tau e^{-o/tau} ("exp") or its chord tau + slope o ("linear")
-CARRIES = {"exp": 0, "linear": 1}
+#: carry name -> number: f(o) = tau e^{-o/tau} ("exp"), or an affine f(o) = tau + slope o,
+#: the chord ("linear") or the authors' tau (1 - o) ("reset", slope -tau): one kernel case,
+#: the slope an argument (stbp.neuron computes the reset carry as tau - tau o to match)
+CARRIES = {"exp": 0, "linear": 1, "reset": 1}
 #: gradient rule -> number
 RULES = {"exact": 0, "seed": 1, "detached": 2}
 
@@ -96,15 +98,17 @@ def surrogate_constants(surrogate, dtype):
 
 
 def carry_values(tau, carry, dtype):
-    """f(0), f(1), f'(0), f'(1) and the linear carry's slope, in dtype, computed with the
-    same operations as ``stbp.neuron.CARRIES`` applied to 0/1 spikes of that dtype."""
+    """f(0), f(1), f'(0), f'(1) and the affine carry's slope, in dtype, computed with the
+    same operations as ``stbp.neuron.ON_SPIKES`` applied to 0/1 spikes of that dtype: the
+    chord tau + (tau e^{-1/tau} - tau) o for "exp" and "linear", tau - tau o for "reset"."""
     if carry not in CARRIES:
         raise ValueError(f"carry must be one of {tuple(CARRIES)}, got {carry!r}")
     real = real_type(dtype)
     o = numpy.asarray([0, 1], dtype=real)
     e1 = math.exp(-1.0 / tau)
-    F = tau + (tau * e1 - tau) * o                     # f on 0/1: the chord (chapter 1)
-    slope = real(tau * e1 - tau)
+    step = -tau if carry == "reset" else tau * e1 - tau     # f(1) - f(0)
+    F = tau + step * o if carry != "reset" else tau - tau * o   # f on 0/1 (chapter 1)
+    slope = real(step)
     dF = -1.0 + (1.0 - e1) * o if carry == "exp" else numpy.full(2, slope)
     return real(F[0]), real(F[1]), real(dF[0]), real(dF[1]), slope
 

@@ -75,7 +75,8 @@ def _grad(x, curve, sa, sb, zero, half, one):
 
 def _make_forward(binary, carry):
     """The forward kernel for one case: binary (0/1 spikes, else the smooth curve's real
-    outputs) and carry (0 "exp", 1 "linear") are constants of the compiled code."""
+    outputs) and carry (0 "exp", 1 affine: "linear" or "reset", whose slope is an argument)
+    are constants of the compiled code."""
 
     @njit(cache=CACHE, parallel=True)
     def _forward(U, b, O, tau, F0, F1, slope, v_th, sa, half, one):
@@ -105,7 +106,7 @@ def _make_forward(binary, carry):
 
 
 def _make_backward(binary, carry, rule, curve):
-    """The backward kernel for one case: binary, carry (0 "exp", 1 "linear"), rule (0 exact,
+    """The backward kernel for one case: binary, carry (0 "exp", 1 affine), rule (0 exact,
     1 seed, 2 detached) and curve (0-3, see _grad) are constants of the compiled code, so
     the loop over neurons holds no branch on them and compiles to vector instructions
     (a curve read at run time keeps it scalar)."""
