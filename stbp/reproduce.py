@@ -17,9 +17,10 @@ Three protocols (chapter 5):
   and configuration choices are made on them.  The test set is scored once, after the
   last epoch, unless the run is a selection run (``run(..., test=False)``, ``--no-test``),
   which never touches the test set.
-- ``protocol="full"`` (``t30-full``, the final like-for-like runs of chapter 5): training on all 60,000
-  digits, the paper's training set, with settings chosen beforehand on validation; the test
-  set is scored once, after the last epoch.  There is no validation set.
+- ``protocol="full"`` (``t30-full``, the final like-for-like runs of chapter 5): training
+  on all 60,000 digits, the paper's training set, with settings chosen beforehand on
+  validation; the test set is scored once, after the last epoch.  There is no validation
+  set.
 - the legacy protocol (``paper-<curve>``, ``nearest``, ``best``): training on all 60,000
   digits, the test set scored after every epoch.  ``nearest`` and ``best`` were tuned while
   watching the test set, before the held-out protocol existed (chapter 5).
@@ -138,8 +139,6 @@ CONFIGS = {
     # window |u - V_th| < a/2 reach the silent output layer's potentials near 0
     **{f"paper-rectangular-a{a}": dict(PAPER, surrogate="rectangular", a=float(a),
                                        protocol="validation") for a in (3, 4)},
-    # the paper's convolutional network (chapter 8), held-out protocol, every setting fixed
-    # before any run (no choice was made on validation or test)
     # the screen (chapter 5): the paper's settings with each curve at the widths that give
     # gradients, and the authors' code's neuron at T = 30
     **{f"screen-{name}": dict(SCREEN, surrogate=name.split("-")[0], a=a)
@@ -150,6 +149,8 @@ CONFIGS = {
     "t30": T30,
     "t30-full": dict(T30, protocol="full"),
     **{f"t30-{name}": dict(T30, **change) for name, change in ABLATIONS.items()},
+    # the paper's convolutional network (chapter 8), held-out protocol, every setting fixed
+    # before any run (no choice was made on validation or test)
     "cnn": dict(NEAREST, network=CNN_SPEC, init="paper", epochs=15, decay_every=10,
                 protocol="validation",
                 choices=dict(FIXED, schedule="fixed: 15 epochs, lr x0.1 after 10, for run time "
@@ -180,8 +181,8 @@ ABOUT = {
                          f"protocol, 3 epochs" for name, a in SCREENED.items()},
     "t30": "the paper's settings with the screen's choice, 15 epochs (lr x0.1 after 10), "
            "held-out protocol: the selection run of the final like-for-like runs",
-    "t30-full": "'t30' trained on all 60,000 digits, test scored once; --epochs gives the "
-                "count chosen on validation",
+    "t30-full": "'t30' trained on all 60,000 digits for the 15 epochs validation chose, "
+                "test scored once",
     **{f"t30-{name}": f"'t30' with {', '.join(f'{k} {v}' for k, v in change.items())}: an "
                       f"ablation on validation" for name, change in ABLATIONS.items()},
     "screen-authors": "screen: the authors' code's tau 0.2, V_th 0.5, rectangle a = 1 at "

@@ -18,8 +18,8 @@ def _accuracies(name, accs):
     try:
         values = [checks.real(name, a, 0.0, 1.0, low_open=False) for a in accs]
     except TypeError:
-        raise checks.ArgumentError(f"{name} must be a sequence of accuracies in [0, 1]; "
-                                   f"got {accs!r}") from None
+        raise checks.ArgumentError(f"{name} must be a sequence of accuracies in "
+                                   f"[0, 1]; got {accs!r}") from None
     if not values:
         raise ValueError(f"{name} must hold at least one accuracy; got none")
     return values
@@ -49,14 +49,16 @@ def against(accs, n, reference):
 
 
 def difference(accs, base, n, seed_sd=0.0):
-    """(change, standard error) of the mean of accs against the mean of base, each scored
-    on the same n digits: sqrt(p1 (1 - p1) / n + p2 (1 - p2) / n + seed_sd^2 (1/k1 + 1/k2)),
-    with seed_sd the seeds' standard deviation where it was measured elsewhere."""
+    """(change, standard error) of the mean of accs against the mean of base, each
+    scored on the same n digits:
+    sqrt(p1 (1 - p1) / n + p2 (1 - p2) / n + seed_sd^2 (1/k1 + 1/k2)), with seed_sd
+    the seeds' standard deviation where it was measured elsewhere."""
     a, b = _accuracies("accs", accs), _accuracies("base", base)
     n = checks.positive_int("n", n)
     seed_sd = checks.real("seed_sd", seed_sd, 0.0, None, low_open=False)
     p1, p2 = sum(a) / len(a), sum(b) / len(b)
-    var = p1 * (1 - p1) / n + p2 * (1 - p2) / n + seed_sd ** 2 * (1 / len(a) + 1 / len(b))
+    var = (p1 * (1 - p1) / n + p2 * (1 - p2) / n
+           + seed_sd ** 2 * (1 / len(a) + 1 / len(b)))
     return p1 - p2, math.sqrt(var)
 
 

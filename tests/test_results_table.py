@@ -1,4 +1,5 @@
-"""The README's results table: generated from the results files, and in step with them."""
+"""The README's results table: generated from the results files, and in step with
+them."""
 import json
 import sys
 from pathlib import Path
@@ -27,12 +28,14 @@ def _write(folder, name, **fields):
 def test_rows_group_seeds_and_skip_runs_without_a_test_score(tmp_path):
     _write(tmp_path, "a0.json", seed=0, final_test_acc=0.985, protocol="full")
     _write(tmp_path, "a1.json", seed=1, final_test_acc=0.987, protocol="full")
-    _write(tmp_path, "sel.json", config="sel", final_test_acc=None, protocol="validation")
+    _write(tmp_path, "sel.json", config="sel", final_test_acc=None,
+           protocol="validation")
     _write(tmp_path, "lin.json", final_test_acc=0.99, protocol="full",
            settings={"tau": 0.1, "v_th": 1.5, "T": 30, "T_test": 30, "carry": "linear",
                      "surrogate": "gaussian", "a": 1.0, "epochs": 3})
     rows = results_table.rows(tmp_path)
-    assert [r[:2] for r in rows] == [["`mlp-x`", "exact"], ["`mlp-x`", "exact, linear carry"]]
+    assert [r[:2] for r in rows] == [["`mlp-x`", "exact"],
+                                     ["`mlp-x`", "exact, linear carry"]]
     exact = rows[0]
     assert exact[5] == "2" and exact[4] == "60,000 digits, test once"
     # mean 98.60, s = 0.001414: 1.96 sqrt(0.986 * 0.014 / 1e4 + 2e-6 / 2) = 0.0030

@@ -1,4 +1,5 @@
-"""stbp.stats: the 95 % intervals and differences that chapter 5 sets beside the paper."""
+"""stbp.stats: the 95 % intervals and differences that chapter 5 sets beside the
+paper."""
 import math
 
 import pytest
@@ -12,10 +13,12 @@ def test_interval_adds_binomial_error_and_seed_spread():
     s2 = ((0.0) ** 2 + 0.0005 ** 2 + 0.0005 ** 2) / 2
     assert half == pytest.approx(1.959964 * math.sqrt(0.9847 * 0.0153 / 1e4 + s2 / 3))
     # one run: the binomial error alone
-    assert stats.interval([0.99], 10_000)[1] == pytest.approx(1.959964 * math.sqrt(0.99 * 0.01 / 1e4))
+    binomial = 1.959964 * math.sqrt(0.99 * 0.01 / 1e4)
+    assert stats.interval([0.99], 10_000)[1] == pytest.approx(binomial)
     # more digits, a narrower interval; more spread, a wider one
-    assert stats.interval([0.99], 40_000)[1] == pytest.approx(stats.interval([0.99], 10_000)[1] / 2)
-    assert stats.interval([0.98, 0.99], 10_000)[1] > stats.interval([0.985, 0.985], 10_000)[1]
+    assert stats.interval([0.99], 40_000)[1] == pytest.approx(binomial / 2)
+    spread = stats.interval([0.98, 0.99], 10_000)[1]
+    assert spread > stats.interval([0.985, 0.985], 10_000)[1]
 
 
 def test_against_follows_the_interval():

@@ -81,21 +81,22 @@ def readme_table(readme=ROOT / "README.md"):
     """The table as README.md holds it now (between START and END)."""
     text = Path(readme).read_text()
     if START not in text or END not in text:
-        raise SystemExit(f"{readme}: no results table (expected the lines {START!r} and "
-                         f"{END!r})")
+        raise SystemExit(f"{readme}: no results table (expected the lines {START!r} "
+                         f"and {END!r})")
     return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 if README.md's table differs from the results files")
+                        help="exit 1 if README.md's table differs from the results "
+                             "files")
     parser.add_argument("--readme", default=ROOT / "README.md", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.check:
         if readme_table(args.readme) != table():
-            print("README.md's results table differs from the results files; regenerate "
-                  "it with `python tools/results_table.py`", file=sys.stderr)
+            print("README.md's results table differs from the results files; "
+                  "regenerate it with `python tools/results_table.py`", file=sys.stderr)
             return 1
         return 0
     print(table())
