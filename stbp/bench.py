@@ -500,21 +500,14 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # --- the convolutional network of chapter 8 --------------------------------------------
 
-def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repeat=10, seed=0,
-                       epoch_samples=60000):
-    """Time one training step of a convolutional network (encode, forward, backward with
-    rule="exact", Adam) against its bare matrix products: per layer of neurons the forward
-    product X = rows W^T, dW = E^T rows and, above the first, E W (for a convolution on
-    im2col window rows of the same shapes), on the same backend, interleaved in blocks.
-    Returns the times, their ratio and the estimated time of one epoch of epoch_samples."""
-    import math
-
+def _conv_training(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, seed=0):
+    """A convolutional network (tau 0.2, V_th 0.5, the paper's init), its generator and
+    one full training step (encode, forward, backward with rule="exact", Adam with lr
+    1e-3) on a fixed random batch; step(keep=True) returns the trace. The setup of
+    conv_training_step, which tools/bench_peers.py --cnn times beside PyTorch."""
     from stbp.conv import ConvSNN
     from stbp.encode import bernoulli
     from stbp.optim import Adam
@@ -525,13 +518,30 @@ def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repe
     net = ConvSNN(spec, tau=0.2, v_th=0.5, seed=seed)
     opt = Adam(parameters(net), lr=1e-3)
     images = rng.random((batch, net.sizes[0]), dtype=xp.float32) * 0.5
-    targets = xp.eye(net.sizes[-1], dtype=xp.float32)[rng.integers(0, net.sizes[-1], batch)]
+    labels = rng.integers(0, net.sizes[-1], batch)
+    targets = xp.eye(net.sizes[-1], dtype=xp.float32)[labels]
 
-    def step():
+    def step(keep=False):
         trace = net.forward(bernoulli(images, T, rng))
         opt.step([g for Wb in net.gradients(trace, targets) for g in Wb])
         _sync()
+        return trace if keep else None
 
+    return net, rng, step
+
+
+def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repeat=10,
+                       seed=0, epoch_samples=60000):
+    """Time one training step of a convolutional network (encode, forward, backward with
+    rule="exact", Adam) against its bare matrix products: per layer of neurons the
+    forward product X = rows W^T, dW = E^T rows and, above the first, E W (for a
+    convolution on im2col window rows of the same shapes), on the same backend,
+    interleaved in blocks. Returns the times, their ratio and the estimated time of one
+    epoch of epoch_samples."""
+    import math
+
+    xp = backend.xp
+    net, rng, step = _conv_training(spec, batch, T, seed)
     shapes = []                     # (rows, fan_in, fan_out) of each layer's products
     for st, W in zip(net.stages, net.W):
         positions = 1 if st["layer"]["kind"] == "dense" else math.prod(st["layer"]["shape"][:2])
@@ -564,3 +574,7 @@ def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repe
 __all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover", "compile_times",
            "THREAD_OPTIONS", "thread_options", "onb_layer", "profile", "scaling",
            "machine", "main", "conv_training_step"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
