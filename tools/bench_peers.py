@@ -7,6 +7,7 @@ its own (PyTorch is never a dependency of the package), for example::
     /work/peers-venv/bin/pip install torch==2.13.0 snntorch numpy numba tqdm
     /work/peers-venv/bin/python tools/bench_peers.py --threads 1   # one thread each
     /work/peers-venv/bin/python tools/bench_peers.py --out results/bench-peers-default-threads.json
+    /work/peers-venv/bin/python tools/bench_peers.py --cnn --threads 1   # the CNN
 
 The step is the benchmark's (``stbp.bench``): 784-800-10, batch 100, T = 10, float32,
 Bernoulli-encoded inputs, mean-squared error of the output rates, gradients through
@@ -23,6 +24,23 @@ Each library runs its blocks of steps in a fresh process (so no library's thread
 spins while another one runs), and the blocks alternate between the three libraries
 over several rounds; the result is the median step time of each.  Writes the times,
 versions, machine and thread counts as JSON.
+
+``--cnn`` times the paper's convolutional network instead, 28x28-15C5-P2-40C5-P2-300-10
+(B = 100, T = 8, float32, exact rule, Adam with lr 1e-3), in two libraries:
+
+* ``torch_autograd``: the authors' CNN as they wrote it (Wu et al.'s published code):
+  per step a fresh Bernoulli draw of the input, then for each layer
+  ``mem = mem * decay * (1 - spike) + op(x)`` and the spike by the same custom Function
+  (rectangular surrogate), ``op`` a convolution (no padding, stride 1) or a linear
+  layer, the spikes of each convolution averaged over 2 x 2 by ``F.avg_pool2d``; decay
+  0.2, threshold 0.5;
+* ``stbp``: ``stbp.bench._conv_training``, the step that ``conv_training_step`` times
+  (tau 0.2, V_th 0.5, the exact rule with the package's default carry "exp", whose
+  factor after a spike is 0.2 exp(-5) instead of the authors' 0: the same work).
+
+Its results go into the JSON file named by ``--out`` under the key "cnn", beside the
+dense step's results already there (those are kept), with their own load averages,
+versions, thread counts and the git commit they were measured at.
 """
 from __future__ import annotations
 
@@ -37,19 +55,16 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES, BATCH, T, TAU, V_TH, LR = (784, 800, 10), 100, 10, 0.2, 0.5, 1e-4
+#: the CNN's step: the paper's network, as stbp.bench.conv_training_step sets it up
+CNN_SPEC, CNN_BATCH, CNN_T, CNN_LR = "28x28-15C5-P2-40C5-P2-300-10", 100, 8, 1e-3
 
 
-def torch_steps(kind, steps, warmup, threads):
-    """Seconds per step of `steps` timed training steps (after `warmup`) in PyTorch."""
+def _spike_function():
+    """The authors' ActFun: a spike where u > V_TH, the rectangular surrogate
+    |u - V_TH| < 0.5 (height 1) backward."""
     import torch
-    from torch import nn
 
-    torch.manual_seed(0)
-    torch.set_num_threads(threads)
-    images = torch.rand(BATCH, SIZES[0]) * 0.5
-    targets = nn.functional.one_hot(torch.randint(0, SIZES[-1], (BATCH,)), SIZES[-1]).float()
-
-    class Spike(torch.autograd.Function):          # the authors' ActFun
+    class Spike(torch.autograd.Function):
         @staticmethod
         def forward(ctx, u):
             ctx.save_for_backward(u)
@@ -60,6 +75,21 @@ def torch_steps(kind, steps, warmup, threads):
             u, = ctx.saved_tensors
             return grad * ((u - V_TH).abs() < 0.5).float()
 
+    return Spike
+
+
+def torch_steps(kind, steps, warmup, threads):
+    """Seconds per step of `steps` timed training steps (after `warmup`) in PyTorch."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    images = torch.rand(BATCH, SIZES[0]) * 0.5
+    labels = torch.randint(0, SIZES[-1], (BATCH,))
+    targets = nn.functional.one_hot(labels, SIZES[-1]).float()
+
+    Spike = _spike_function()                       # the authors' ActFun
     layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(SIZES, SIZES[1:])])
     if kind == "snntorch":
         import snntorch as snn
@@ -93,10 +123,56 @@ def torch_steps(kind, steps, warmup, threads):
     return _timed(step, steps, warmup)
 
 
-def stbp_steps(steps, warmup):
+def torch_cnn_steps(steps, warmup, threads):
+    """Seconds per training step of the paper's CNN in PyTorch, the authors' style."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    B = CNN_BATCH
+    images = torch.rand(B, 1, 28, 28) * 0.5
+    targets = F.one_hot(torch.randint(0, 10, (B,)), 10).float()
+    Spike = _spike_function()
+    conv1, conv2 = nn.Conv2d(1, 15, 5), nn.Conv2d(15, 40, 5)   # 24x24x15, then 8x8x40
+    fc1, fc2 = nn.Linear(4 * 4 * 40, 300), nn.Linear(300, 10)
+    model = nn.ModuleList([conv1, conv2, fc1, fc2])
+    opt = torch.optim.Adam(model.parameters(), lr=CNN_LR)
+
+    def mem_update(op, x, mem, spike):             # the authors' mem_update
+        mem = mem * TAU * (1 - spike) + op(x)
+        return mem, Spike.apply(mem)
+
+    def step():
+        c1_mem = c1_spike = torch.zeros(B, 15, 24, 24)
+        c2_mem = c2_spike = torch.zeros(B, 40, 8, 8)
+        h1_mem = h1_spike = torch.zeros(B, 300)
+        h2_mem = h2_spike = h2_sum = torch.zeros(B, 10)
+        for _ in range(CNN_T):
+            x = (images > torch.rand(images.size())).float()
+            c1_mem, c1_spike = mem_update(conv1, x, c1_mem, c1_spike)
+            x = F.avg_pool2d(c1_spike, 2)
+            c2_mem, c2_spike = mem_update(conv2, x, c2_mem, c2_spike)
+            x = F.avg_pool2d(c2_spike, 2).view(B, -1)
+            h1_mem, h1_spike = mem_update(fc1, x, h1_mem, h1_spike)
+            h2_mem, h2_spike = mem_update(fc2, h1_spike, h2_mem, h2_spike)
+            h2_sum = h2_sum + h2_spike
+        loss = ((h2_sum / CNN_T - targets) ** 2).sum() / (2 * B)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return _timed(step, steps, warmup)
+
+
+def stbp_steps(steps, warmup, cnn=False):
     sys.path.insert(0, ROOT)
     from stbp import bench
-    _, _, step = bench._training(SIZES, BATCH, T)
+    if cnn:
+        _, _, step = bench._conv_training(CNN_SPEC, CNN_BATCH, CNN_T)
+    else:
+        _, _, step = bench._training(SIZES, BATCH, T)
     return _timed(step, steps, warmup)
 
 
@@ -111,11 +187,11 @@ def _timed(step, steps, warmup):
     return times
 
 
-def _block(kind, steps, warmup, threads):
+def _block(kind, steps, warmup, threads, cnn=False):
     """Run one block in a fresh process; its step times."""
     code = (f"import sys; sys.path.insert(0, {os.path.join(ROOT, 'tools')!r}); import json, "
             f"bench_peers as b; print(json.dumps(b._run({kind!r}, {steps}, {warmup}, "
-            f"{threads})))")
+            f"{threads}, {cnn!r})))")
     env = dict(os.environ)
     if threads == 1:            # one thread for every pool: BLAS and OpenMP as well as torch's
         env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
@@ -125,10 +201,66 @@ def _block(kind, steps, warmup, threads):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _run(kind, steps, warmup, threads):
+def _run(kind, steps, warmup, threads, cnn=False):
     if kind == "stbp":
-        return stbp_steps(steps, warmup)
+        return stbp_steps(steps, warmup, cnn)
+    if cnn:
+        return torch_cnn_steps(steps, warmup, threads)
     return torch_steps(kind, steps, warmup, threads)
+
+
+def provenance():
+    """{"commit", "tree_clean"} of this checkout (stbp.reproduce.provenance)."""
+    sys.path.insert(0, ROOT)
+    from stbp.reproduce import provenance
+    return provenance()
+
+
+def cnn(args):
+    """The CNN's step, PyTorch in the authors' style beside stbp: the "cnn" key."""
+    import numpy
+    import torch
+    kinds = ("torch_autograd", "stbp")
+    before = os.getloadavg()
+    times = {k: [] for k in kinds}
+    for r in range(args.rounds):
+        for kind in kinds[r % 2:] + kinds[:r % 2]:          # alternate who goes first
+            times[kind] += _block(kind, args.steps, args.warmup, args.threads, cnn=True)
+    result = {
+        "setup": {"spec": CNN_SPEC, "batch": CNN_BATCH, "T": CNN_T, "dtype": "float32",
+                  "rule": "exact", "optimizer": "Adam", "lr": CNN_LR, "tau": TAU,
+                  "v_th": V_TH, "rounds": args.rounds, "steps_per_block": args.steps,
+                  "warmup": args.warmup},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": platform.python_version(), "load_average_before": before,
+                    "load_average_after": os.getloadavg()},
+        "versions": {"torch": torch.__version__, "numpy": numpy.__version__},
+        "threads": {"torch": args.threads,
+                    "blas": "1" if args.threads == 1 else
+                    os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+                    "stbp_kernels": "1 (the package's setting)"},
+        "provenance": provenance(),
+        "notes": "torch_autograd is the authors' CNN (hard reset: factor 0 after a "
+                 "spike); stbp runs its exact rule with the default carry 'exp' "
+                 "(factor 0.2 exp(-5) after a spike): the same products and passes. "
+                 "Each block of steps runs in a fresh process; the blocks alternate.",
+        **{k: {"step_s": statistics.median(v), "times_s": v} for k, v in times.items()},
+    }
+    result["torch_over_stbp"] = (result["torch_autograd"]["step_s"]
+                                 / result["stbp"]["step_s"])
+    for k in kinds:
+        print(f"CNN {k:16s} {result[k]['step_s'] * 1e3:7.2f} ms per step")
+    after = result["machine"]["load_average_after"]
+    print(f"PyTorch / stbp {result['torch_over_stbp']:.2f} ({args.threads} threads; "
+          f"load {before[0]:.2f} before, {after[0]:.2f} after)")
+    saved = {}
+    if os.path.exists(args.out):                # keep the dense step's results
+        with open(args.out) as fh:
+            saved = json.load(fh)
+    saved["cnn"] = result
+    with open(args.out, "w") as fh:
+        json.dump(saved, fh, indent=1)
+    return 0
 
 
 def main(argv=None):
@@ -138,7 +270,11 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "bench-peers.json"))
+    parser.add_argument("--cnn", action="store_true",
+                        help="time the paper's CNN instead (the file's 'cnn' key)")
     args = parser.parse_args(argv)
+    if args.cnn:
+        return cnn(args)
     import numpy
     import snntorch
     import torch
