@@ -16,13 +16,18 @@ products (<= 1.2), and, from results/bench-peers.json (tools/bench_peers.py, a
 side-by-side run of PyTorch and stbp), PyTorch's step / stbp's step (>= 1.5).
 
 Part 2 runs one Linear layer plus one LIF layer, batch 16, T = 500, for n in
-{4096, 8192, 16384}: forward and backward time, and peak memory.
+{4096, 8192, 16384}: forward and backward time, and peak memory (on NumPy each n runs in
+a fresh process, and its peak is the resident set's high-water mark above the resident
+set after imports and a small warm-up run, so Numba's and BLAS' memory count too;
+tools/bench_onb.py runs the same layer in PyTorch, snnTorch and SpikingJelly).
 
 Part 3 times the training step as T, batch and hidden width grow, one at a time.
 
-Peak memory is measured with tracemalloc on NumPy (NumPy reports its array buffers to
-it) and with the memory pool's high-water mark on CuPy. This module is hand-written
-glue, not exported from the book.
+The peak memory of the fully connected and the convolutional training steps is set
+against the bytes of their traces (training_memory). Peak memory is measured with
+tracemalloc on NumPy (NumPy reports its array buffers to it) and with the memory pool's
+high-water mark on CuPy, except part 2's fresh processes on NumPy (resident set). This
+module is hand-written glue, not exported from the book.
 """
 from __future__ import annotations
 
@@ -324,22 +329,82 @@ def thread_options(rounds=2):
     return [{"option": k, "env": THREAD_OPTIONS[k], **v} for k, v in results.items()]
 
 
-def onb_layer(n, batch=16, T=500, repeat=1, seed=0):
+class _RssPeak:
+    """Peak resident set size (RSS) of this process while the block runs, above its RSS
+    when the block began: everything the process touches (NumPy's buffers, Numba's and
+    BLAS' own, freed memory that malloc keeps), not only what is still allocated. Linux:
+    writing 5 to /proc/self/clear_refs resets the high-water mark VmHWM. Elsewhere, or
+    where that file cannot be written, ru_maxrss (the peak since the process began) less
+    the RSS at the start; meaningful in a fresh process. `method` says which."""
+
+    def __enter__(self):
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self.method = "VmHWM after clear_refs (Linux)"
+        except OSError:
+            self.method = "ru_maxrss since the process began"
+        self.base = _rss()["rss"]
+        return self
+
+    def sample(self):
+        pass
+
+    def __exit__(self, *exc):
+        self.high = _rss()["peak"]
+        self.peak = self.high - self.base
+
+
+def _rss():
+    """{"rss", "peak"}: this process' resident set size and its high-water mark in
+    bytes."""
+    try:
+        with open("/proc/self/status") as fh:
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        return {"rss": int(fields["VmRSS"].split()[0]) * 1024,
+                "peak": int(fields["VmHWM"].split()[0]) * 1024}
+    except OSError:                                  # not Linux: ru_maxrss only
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak *= 1 if sys.platform == "darwin" else 1024
+        return {"rss": peak, "peak": peak}
+
+
+#: how onb_layer measures peak memory: name -> (meter, what it counts)
+MEMORY_METHODS = {
+    "tracemalloc": (_Peak, "tracemalloc's peak of NumPy's array buffers (CuPy: the "
+                           "memory pool's high-water mark), above those allocated "
+                           "before"),
+    "rss": (_RssPeak, "the process' peak resident set above its resident set before"),
+}
+
+
+def onb_layer(n, batch=16, T=500, repeat=1, seed=0, memory="tracemalloc",
+              carry="reset"):
     """Open Neuromorphic setup: Linear(n, n) + LIF, forward and backward; seconds and bytes.
 
-    Timed inside the peak-memory measurement, ``repeat`` times (median); the large sizes
-    take about a minute each on two CPU cores, so one run is the default.
+    The neuron: decay 0.5, threshold 1, the rectangular surrogate (a = 1), the exact
+    rule and the hard reset (carry "reset": U^t = 0.5 (1 - O^{t-1}) U^{t-1} + X^t + b),
+    the neuron that tools/bench_onb.py writes in PyTorch, snnTorch and SpikingJelly.
+    Input: Bernoulli spikes of rate 0.2, (T, batch, n); the loss is the rates' squared
+    error against zeros. Timed ``repeat`` times (median); the large sizes take about a
+    minute each on two CPU cores, so one run is the default.
+
+    Peak memory (``memory``, see MEMORY_METHODS) covers building the network and the
+    input as well as the forward and backward passes: the weights, the input, the trace,
+    the gradients and the temporaries. "rss" is meant for a fresh process (onb_fresh).
     """
     from stbp.encode import bernoulli
     from stbp.network import SNN
 
     xp = backend.xp
-    rng = backend.default_rng(seed)
-    net = SNN([n, n], tau=0.5, v_th=1.0, seed=seed, init="fan_in")
-    spikes = bernoulli(xp.full((batch, n), 0.2, dtype=xp.float32), T, rng)
-    targets = xp.zeros((batch, n), dtype=xp.float32)
     fwd, bwd = [], []
-    with _Peak() as peak:
+    meter, method = MEMORY_METHODS[memory]
+    with meter() as peak:
+        rng = backend.default_rng(seed)
+        net = SNN([n, n], tau=0.5, v_th=1.0, seed=seed, init="fan_in", carry=carry)
+        spikes = bernoulli(xp.full((batch, n), 0.2, dtype=xp.float32), T, rng)
+        targets = xp.zeros((batch, n), dtype=xp.float32)
         for _ in range(repeat):
             _sync()
             t0 = time.perf_counter()
@@ -354,9 +419,70 @@ def onb_layer(n, batch=16, T=500, repeat=1, seed=0):
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
             del trace
-    return {"n": n, "batch": batch, "T": T, "forward_s": statistics.median(fwd),
-            "backward_s": statistics.median(bwd), "peak_bytes": int(peak.peak),
+    return {"n": n, "batch": batch, "T": T, "carry": carry,
+            "forward_s": statistics.median(fwd), "backward_s": statistics.median(bwd),
+            "peak_bytes": int(peak.peak), "memory": getattr(peak, "method", method),
             "runs": repeat}
+
+
+def onb_probe(n, batch=16, T=500, repeat=1, seed=0):
+    """Run by onb_fresh in a fresh process: compile the kernels (or load them) on a
+    small layer, then onb_layer(n) with the peak RSS; also the RSS before the run."""
+    onb_layer(64, batch=2, T=10, memory="tracemalloc")
+    before = _rss()["rss"]
+    r = onb_layer(n, batch, T, repeat, seed, memory="rss")
+    r["rss_before_bytes"] = before
+    return r
+
+
+def onb_fresh(n, batch=16, T=500, repeat=1, seed=0):
+    """onb_probe(n) in a fresh process of this Python (so that no earlier array, pool or
+    freed memory kept by malloc shows in its resident set); its dict."""
+    import subprocess
+    code = (f"import json; from stbp import bench; print(json.dumps(bench.onb_probe("
+            f"{n}, {batch}, {T}, {repeat}, {seed})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"onb probe n = {n} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def trace_nbytes(trace):
+    """Bytes of every array in a Trace: U and O of every layer of neurons and the
+    input's spikes O^0 (the first layer's weight gradient needs them); the least that
+    the backward pass through time reads, kept as the package keeps it (U float, O
+    bool)."""
+    return int(sum(a.nbytes for a in list(trace.u) + list(trace.o)))
+
+
+def step_memory(step, warmup=2):
+    """Peak memory of one training step made by _training or _conv_training
+    (step(keep=True) returns the trace), after `warmup` steps (Adam's moments exist, the
+    kernels are compiled): tracemalloc's peak of NumPy's buffers (CuPy: the pool's)
+    above what was allocated before the step, against trace_nbytes of the step's own
+    trace."""
+    for _ in range(warmup):
+        step()
+    with _Peak() as peak:
+        trace = step(keep=True)
+        peak.sample()
+    need = trace_nbytes(trace)
+    del trace
+    return {"peak_bytes": int(peak.peak), "trace_bytes": need,
+            "peak_over_trace": peak.peak / need}
+
+
+def training_memory(sizes=(784, 800, 10), batch=100, T=10,
+                    spec="28x28-15C5-P2-40C5-P2-300-10", conv_batch=100, conv_T=8,
+                    seed=0):
+    """Peak memory of the fully connected and the convolutional training steps (those of
+    training_step and conv_training_step) against the bytes of their traces; a list of
+    two dicts."""
+    _, _, dense = _training(sizes, batch, T, seed)
+    _, _, conv = _conv_training(spec, conv_batch, conv_T, seed)
+    return [{"network": "-".join(map(str, sizes)), "batch": batch, "T": T,
+             **step_memory(dense)},
+            {"network": spec, "batch": conv_batch, "T": conv_T, **step_memory(conv)}]
 
 
 def profile(steps=30, seed=0):
@@ -429,6 +555,9 @@ def main(argv=None):
                         help="also time the kernels' first use, cold and from the cache")
     parser.add_argument("--events", action="store_true",
                         help="also time event-driven products against BLAS over densities")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the training steps' peak memory against their "
+                        "traces")
     parser.add_argument("--peers", default="results/bench-peers.json",
                         help="PyTorch/stbp times from tools/bench_peers.py")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -478,12 +607,23 @@ def main(argv=None):
             print(f"  density {p['density']:5.2f}: BLAS {p['blas_s'] * 1e3:6.2f} ms, "
                   f"events {p['event_s'] * 1e3:6.2f} ms")
         print(f"  crossover density: {cross if cross is None else round(cross, 3)}")
+    if not args.no_memory:
+        results["training_memory"] = training_memory()
+        print("peak memory of a training step against its trace (tracemalloc, NumPy's "
+              "buffers):")
+        for m in results["training_memory"]:
+            print(f"  {m['network']:30s} B {m['batch']}, T {m['T']:2d}: peak "
+                  f"{m['peak_bytes'] / 2**20:7.1f} MiB, trace "
+                  f"{m['trace_bytes'] / 2**20:6.1f} MiB, ratio "
+                  f"{m['peak_over_trace']:.2f}")
     results["onb"] = []
-    for n in args.onb:
-        o = onb_layer(n)
+    for n in args.onb:          # NumPy: each n in a fresh process, its peak RSS
+        o = onb_fresh(n) if backend.name == "numpy" else onb_layer(n)
         results["onb"].append(o)
         print(f"Linear+LIF n = {n:5d}, batch 16, T = 500: forward {o['forward_s']:.3f} s, "
-              f"backward {o['backward_s']:.3f} s, peak {o['peak_bytes'] / 2**30:.2f} GiB")
+              f"backward {o['backward_s']:.3f} s, peak "
+              f"{o['peak_bytes'] / 2**30:.2f} GiB "
+              f"({o['memory']})")
     results["profile"] = profile()
     print("where the step's time goes (cProfile, own time per function):")
     for row in results["profile"][:8]:
@@ -571,9 +711,11 @@ def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repe
             "epoch_s": t_step * epoch_samples / batch, "epoch_samples": epoch_samples}
 
 
-__all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover", "compile_times",
-           "THREAD_OPTIONS", "thread_options", "onb_layer", "profile", "scaling",
-           "machine", "main", "conv_training_step"]
+__all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover",
+           "compile_times", "THREAD_OPTIONS", "thread_options", "MEMORY_METHODS",
+           "onb_layer", "onb_probe", "onb_fresh", "trace_nbytes", "step_memory",
+           "training_memory", "profile", "scaling", "machine", "main",
+           "conv_training_step"]
 
 
 if __name__ == "__main__":

@@ -64,8 +64,8 @@ def test_event_driven_products_equal_blas():
 
 def test_main_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--onb", "--no-scaling", "--repeat", "5", "--out", str(out),
-                       "--peers", str(tmp_path / "none.json")]) == 0
+    assert bench.main(["--onb", "--no-scaling", "--no-memory", "--repeat", "5", "--out",
+                       str(out), "--peers", str(tmp_path / "none.json")]) == 0
     saved = json.loads(out.read_text())
     assert set(saved) == {"machine", "training_step", "onb", "profile"}
     assert saved["onb"] == [] and saved["machine"]["backend"] == "numpy"
@@ -74,3 +74,50 @@ def test_main_writes_json(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "step / matmuls" in text and "forward+gradients / matmuls" in text
     assert "PyTorch step / stbp step" in text
+
+
+def test_trace_nbytes_is_the_bytes_of_a_real_trace():
+    from stbp.network import SNN
+    net = SNN([12, 7, 3], tau=0.2, v_th=0.5, seed=0)
+    spikes = np.random.default_rng(0).random((5, 4, 12)) < 0.3
+    trace = net.forward(spikes.astype(np.float32))
+    arrays = list(trace.u) + list(trace.o)
+    assert len(arrays) == 5              # U of 2 layers, O of the input and of both
+    assert bench.trace_nbytes(trace) == sum(a.nbytes for a in arrays)
+    # U float32, the input as given (float32 here), the layers' spikes bool
+    assert bench.trace_nbytes(trace) == 5 * 4 * ((7 + 3) * 4 + 12 * 4 + (7 + 3))
+
+
+def test_training_memory_against_the_trace():
+    rows = bench.training_memory(sizes=(20, 10, 5), batch=4, T=3, spec="8x8-2C3-P2-5",
+                                 conv_batch=2, conv_T=3)
+    assert [r["network"] for r in rows] == ["20-10-5", "8x8-2C3-P2-5"]
+    _, _, step = bench._training((20, 10, 5), 4, 3)
+    assert rows[0]["trace_bytes"] == bench.trace_nbytes(step(keep=True))
+    _, _, step = bench._conv_training("8x8-2C3-P2-5", 2, 3)
+    assert rows[1]["trace_bytes"] == bench.trace_nbytes(step(keep=True))
+    for r in rows:
+        assert r["peak_bytes"] >= r["trace_bytes"] > 0     # the step holds its trace
+        assert r["peak_over_trace"] == pytest.approx(r["peak_bytes"] / r["trace_bytes"])
+
+
+def test_rss_meter():
+    m = bench._rss()
+    assert m["peak"] >= m["rss"] > 0
+    with bench._RssPeak() as peak:
+        # 300 MiB touched: above the 256 MiB that malloc may keep from freed arrays
+        block = np.ones(300 << 20, dtype=np.uint8)
+        del block
+    assert peak.method
+    if peak.method.startswith("VmHWM"):                # the high-water mark was reset
+        assert peak.peak >= 290 << 20
+    o = bench.onb_layer(32, batch=2, T=5, memory="rss")
+    assert o["memory"] == peak.method and o["carry"] == "reset"
+
+
+def test_onb_fresh_runs_in_another_process():
+    o = bench.onb_fresh(48, batch=2, T=5)
+    assert o["n"] == 48 and o["T"] == 5 and o["forward_s"] > 0 and o["backward_s"] > 0
+    assert o["rss_before_bytes"] > 0 and o["peak_bytes"] >= 0
+    assert o["memory"] in {"VmHWM after clear_refs (Linux)",
+                           "ru_maxrss since the process began"}
