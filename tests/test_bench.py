@@ -121,3 +121,18 @@ def test_onb_fresh_runs_in_another_process():
     assert o["rss_before_bytes"] > 0 and o["peak_bytes"] >= 0
     assert o["memory"] in {"VmHWM after clear_refs (Linux)",
                            "ru_maxrss since the process began"}
+
+
+def test_onb_peers_table():
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+    import bench_onb                       # imports no torch until a library runs
+    rows = [{"library": "torch", "n": 8, "forward_s": 3.0, "backward_s": 1.0,
+             "peak_bytes": 2**30},
+            {"library": "stbp", "n": 8, "forward_s": 1.0, "backward_s": 1.0,
+             "peak_bytes": 2**29}]
+    lines = bench_onb.table(rows).splitlines()
+    assert len(lines) == 3 and "library" in lines[0]
+    assert lines[1].split()[:2] == ["8", "stbp"]              # stbp first
+    assert lines[2].split() == ["8", "torch", "3.000", "1.000", "4.000", "1.000", "2.00"]
