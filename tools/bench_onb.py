@@ -208,11 +208,13 @@ def _fresh(kind, n, batch, T, repeat, threads):
     env = dict(os.environ)
     if threads == 1:            # one thread for every pool: BLAS and OpenMP too
         env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    load = os.getloadavg()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} n = {n} failed:\n{done.stderr}")
-    return {"library": kind, **json.loads(done.stdout.strip().splitlines()[-1])}
+    return {"library": kind, **json.loads(done.stdout.strip().splitlines()[-1]),
+            "load_average_before": load, "load_average_after": os.getloadavg()}
 
 
 def check(n=64, batch=4, steps=40, scale=4.0, seed=0):
