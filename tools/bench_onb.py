@@ -308,6 +308,8 @@ def main(argv=None):
                         help="threads for every library (default: each one's own)")
     parser.add_argument("--libraries", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--no-check", action="store_true")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the JSON's notes (why this run, the machine)")
     parser.add_argument("--out",
                         default=os.path.join(ROOT, "results", "bench-onb.json"))
     args = parser.parse_args(argv)
@@ -335,7 +337,8 @@ def main(argv=None):
                   "SpikingJelly's timed runs use PiecewiseQuadratic(alpha=2) (no "
                   "rectangle on its fast path); the check runs it also with the "
                   "rectangle through its reference path.",
-                  "stbp keeps its spikes as bool in the trace and U as float32."]}
+                  "stbp keeps its spikes as bool in the trace and U as float32.",
+                  *args.note]}
     if not args.no_check:
         result["check"] = check()
         print("check (differences from stbp on one small layer):")
