@@ -119,9 +119,11 @@ def model(kind, n, rectangle=False, detach_reset=False):
             mem = torch.zeros_like(X[0])
             out = torch.zeros_like(X[0])
             spikes = []
-            for t in range(x.shape[0]):
+            # unbind, not X[t]: the backward of each X[t] writes a zero gradient of
+            # X's full size, T of them, which made this backward ten times SJ's
+            for Xt in X.unbind(0):
                 kept = 1 - (out.detach() if detach_reset else out)
-                mem = mem * DECAY * kept + X[t]
+                mem = mem * DECAY * kept + Xt
                 out = spike(mem - V_TH)
                 spikes.append(out)
             return torch.stack(spikes)
