@@ -42,10 +42,12 @@ def bernoulli(x, T, rng=None, dtype="float32"):
     checks.fits_memory("T", T, T * x.size * (4 + xp.dtype(dtype).itemsize),
                        f"the spikes of {x.size} intensities")
     R = rng.random((int(T),) + x.shape, dtype=xp.float32)
-    fused = backend.fused_op("bernoulli")
-    if fused is not None:                  # compare and cast in one pass (chapter 7)
-        return fused(R, x, dtype)
+    return backend.engine().spikes_below(R, x, dtype)   # array code, or chapter 7's kernel
+
+
+def spikes_below(R, x, dtype):
+    """1 where the uniform draw R^t is below x, else 0, in dtype: spikes with P = x."""
     return (R < x).astype(dtype)
 
 
-__all__ = ["bernoulli"]
+__all__ = ["bernoulli", "spikes_below"]

@@ -32,6 +32,33 @@ class _Optimizer:
             raise ValueError(f"{key} contains NaN or infinite values")
         return a
 
+    def _check_grads(self, grads):
+        """grads flattened to one array per parameter, in the order of params (the
+        order of SNN.parameters() and of SNN.gradients' pairs), each of its parameter's
+        shape and dtype, on the backend; else a ValueError (TypeError) before any update."""
+        try:
+            flat = [g for pair in grads for g in pair] if all(
+                isinstance(pair, (tuple, list)) for pair in grads) else list(grads)
+        except TypeError:
+            raise TypeError(f"grads must be a list of arrays or of (dW, db) pairs; got "
+                            f"{type(grads).__name__}") from None
+        if len(flat) != len(self.params):
+            raise ValueError(f"grads must hold {len(self.params)} arrays, one per "
+                             f"parameter; got {len(flat)}")
+        for i, (g, p) in enumerate(zip(flat, self.params)):
+            checks.on_backend(f"grads[{i}]", g)
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise ValueError(f"grads[{i}] must have shape {tuple(p.shape)} and dtype "
+                                 f"{p.dtype} (parameter {i}); got {tuple(g.shape)} {g.dtype}")
+        return flat
+
+
+def sgd_update(p, v, g, lr, momentum):
+    """v <- momentum v + g, then p <- p - lr v, in place."""
+    v *= momentum
+    v += g
+    p -= lr * v
+
 
 class SGD(_Optimizer):
     """SGD with momentum: v <- mu v + grad, theta <- theta - lr v (in place).
@@ -44,14 +71,12 @@ class SGD(_Optimizer):
         self.v = [backend.xp.zeros_like(p) for p in self.params]
 
     def step(self, grads):
-        fused = backend.fused_op("sgd")
+        """One update of every parameter by its gradient: grads as SNN.gradients
+        returns them, or one array per parameter in the order of params."""
+        grads = self._check_grads(grads)
+        update = backend.engine().sgd_update    # the array code, or chapter 7's kernel
         for p, v, g in zip(self.params, self.v, grads):
-            if fused is not None:              # one pass per parameter (chapter 7)
-                fused(p, v, g, self.lr, self.momentum)
-                continue
-            v *= self.momentum
-            v += g
-            p -= self.lr * v
+            update(p, v, g, self.lr, self.momentum)
 
     def state(self):
         return {f"v{i}": v for i, v in enumerate(self.v)}
@@ -66,6 +91,26 @@ class SGD(_Optimizer):
 
 
 # --- book/05_training.ipynb, cell 2 ---
+def adam_update(p, m, s, g, lr, beta1, beta2, eps, k):
+    """Adam's k-th update of p in place (eq-adam): m and s the moments, c1 and c2 the
+    bias corrections, p <- p - lr/c1 m / (sqrt(s / c2) + eps)."""
+    xp = backend.xp
+    c1, c2 = 1 - beta1 ** k, 1 - beta2 ** k
+    tmp = g * (1 - beta1)                   # one scratch array, the rest in place
+    m *= beta1
+    m += tmp
+    xp.multiply(g, g, out=tmp)
+    tmp *= 1 - beta2
+    s *= beta2
+    s += tmp
+    xp.sqrt(s, out=tmp)                     # sqrt(s / c2) + eps
+    tmp *= 1 / c2 ** 0.5
+    tmp += eps
+    xp.divide(m, tmp, out=tmp)
+    tmp *= lr / c1
+    p -= tmp
+
+
 class Adam(_Optimizer):
     """Adam with bias correction (Kingma and Ba 2015), updating the parameters in place.
     lr >= 0, betas in [0, 1) (at 1 the bias correction divides by 0) and eps >= 0, finite."""
@@ -84,27 +129,13 @@ class Adam(_Optimizer):
         self.k = 0
 
     def step(self, grads):
-        xp = backend.xp
+        """One update of every parameter by its gradient: grads as SNN.gradients
+        returns them, or one array per parameter in the order of params."""
+        grads = self._check_grads(grads)
         self.k += 1
-        c1, c2 = 1 - self.beta1 ** self.k, 1 - self.beta2 ** self.k
-        fused = backend.fused_op("adam")
+        update = backend.engine().adam_update   # the array code, or chapter 7's kernel
         for p, m, s, g in zip(self.params, self.m, self.s, grads):
-            if fused is not None:              # one pass per parameter (chapter 7)
-                fused(p, m, s, g, self.lr, self.beta1, self.beta2, self.eps, self.k)
-                continue
-            tmp = g * (1 - self.beta1)          # one scratch array, the rest in place
-            m *= self.beta1
-            m += tmp
-            xp.multiply(g, g, out=tmp)
-            tmp *= 1 - self.beta2
-            s *= self.beta2
-            s += tmp
-            xp.sqrt(s, out=tmp)                 # sqrt(s / c2) + eps
-            tmp *= 1 / c2 ** 0.5
-            tmp += self.eps
-            xp.divide(m, tmp, out=tmp)
-            tmp *= self.lr / c1
-            p -= tmp
+            update(p, m, s, g, self.lr, self.beta1, self.beta2, self.eps, self.k)
 
     def state(self):
         out = {"k": backend.xp.asarray(self.k)}
@@ -144,4 +175,4 @@ def step_decay(lr0, epoch, every=40, factor=0.1):
     return lr0 * factor ** (epoch // every)
 
 
-__all__ = ["SGD", "Adam", "step_decay"]
+__all__ = ["sgd_update", "SGD", "adam_update", "Adam", "step_decay"]
