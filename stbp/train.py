@@ -168,7 +168,7 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
 def run_signature(net, optimizer, T, T_test, batch_size, rule, seed, shift, sets):
     """The settings a resumed run must share with the checkpoint it continues (JSON-able):
     the network's, the optimiser's class, the loop's, and the size of each data set."""
-    run = dict(net.settings(), T=T, T_test=T_test, batch_size=batch_size, rule=rule,
+    run = dict(net.description(), T=T, T_test=T_test, batch_size=batch_size, rule=rule,
                seed=seed, shift=shift, optimizer=type(optimizer).__name__,
                **{f"n_{k}": None if s is None else int(s[0].shape[0]) for k, s in sets.items()})
     return json.loads(json.dumps(run))            # tuples become lists, as in the file

@@ -22,6 +22,8 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 CASES = {"mlp-long": {"digits": 500, "batch": 100}, "cnn": {"digits": 200, "batch": 100}}
 
 
