@@ -191,16 +191,18 @@ def network_parameters(net):
         on_backend(f"W[{k}]", W), on_backend(f"b[{k}]", b)
 
 
-def trace(net, tr, finite=True):
+def trace(net, tr, finite=True, kind=None):
     """Refuse a trace made by a network of another description (net.description()), or
     one whose potentials hold NaN or infinite values (checked unless finite=False). The
     carry may differ from net's where both give the same spikes ("exp" and "linear", not
     "reset"): it chooses which extension of f the backward pass differentiates, and
-    chapter 3 compares the choices on one forward pass."""
-    from stbp.network import Trace
+    chapter 3 compares the choices on one forward pass. kind: the Trace class (by default
+    stbp.network's)."""
     from stbp.neuron import CARRIES, same_on_spikes
+    if kind is None:
+        from stbp.network import Trace as kind
     network_parameters(net)
-    if not isinstance(tr, Trace):
+    if not isinstance(tr, kind):
         raise TypeError(f"trace must be a Trace from SNN.forward; got {type(tr).__name__}")
     theirs = tr.made_by or {}
     differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
