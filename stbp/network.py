@@ -83,7 +83,7 @@ class Dense:
         return f"Dense({self.out_shape[0]})"
 
 
-# --- book/02_network.ipynb, cell 12 ---
+# --- book/02_network.ipynb, cell 11 ---
 class SNN:
     """A spiking network trained by STBP: a list of layers, run by one forward loop here
     and one backward loop (chapter 3).
@@ -140,7 +140,7 @@ class SNN:
 
     def check_trace(self, trace, finite=True):
         """Refuse a trace made by another network, or one holding NaN (stbp.checks)."""
-        checks.trace(self, trace, finite)
+        checks.trace(self, trace, finite, Trace)
 
     def rows(self, O, n):
         """The spikes O (T, B, l(n)) of layer n (n = 0: the input) as the rows that the

@@ -57,7 +57,7 @@ class History:
 
 def parameters(net):
     """[W^1, b^1, W^2, b^2, ...]: the order of optimiser state and of flattened gradients."""
-    return [p for Wb in zip(net.W, net.b) for p in Wb]
+    return net.parameters()
 
 
 # --- book/05_training.ipynb, cell 8 ---
