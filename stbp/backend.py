@@ -239,7 +239,8 @@ def _use_at_import():
         use(env.choice("STBP_BACKEND", NAMES, "numpy"))
     except (BackendError, ValueError) as exc:
         import warnings
-        warnings.warn(f"STBP_BACKEND: {exc}; the NumPy backend is selected instead",
+        said = str(exc) if "STBP_" in str(exc) else f"STBP_BACKEND: {exc}"
+        warnings.warn(f"{said}; the NumPy backend is selected instead",
                       RuntimeWarning, stacklevel=3)
         try:
             use("numpy")

@@ -6,6 +6,7 @@
 
 # --- book/03_backprop.ipynb, cell 1 ---
 from stbp import backend, checks
+from stbp.engine import array_code
 from stbp.neuron import CARRIES, ON_SPIKES
 
 RULES = ("exact", "seed", "detached")
@@ -73,6 +74,7 @@ def delta_exact(spatial, E, U, dF):
 
 
 # --- book/03_backprop.ipynb, cell 18 ---
+@array_code                 # also what the fused kernels read f and f' from
 def carry_factors(O, tau, binary, dtype, carry="exp"):
     """F = f(O) and dF = f'(O) for a whole layer, in dtype, for chapter 1's carry function.
     0/1 spikes (stored as bool) select one of two values each, without an exponential."""
@@ -86,6 +88,7 @@ def carry_factors(O, tau, binary, dtype, carry="exp"):
     return f_(O, tau), df_(O, tau)
 
 
+@array_code
 def layer_backward(spatial, U, O, net, rule, keep=False):
     """(E, P, D) of one layer: P is what the layer below's spatial term multiplies by W
     (E for the exact and detached rules, Delta * g'(U) for the sheet's); D = Delta when

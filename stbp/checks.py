@@ -6,8 +6,8 @@ says what was expected.  Nothing is truncated or coerced silently: ``2.7`` is no
 and ``True`` is not a layer width.
 
 This module is hand-written and sits at the bottom of the package's import graph: it imports
-only the standard library and :mod:`stbp.backend` (and, inside the network's checks, the
-modules that define a surrogate, a trace and a carry).
+only the standard library and :mod:`stbp.backend` (the network's checks take the classes
+and functions they compare with as arguments).
 """
 from __future__ import annotations
 
@@ -138,9 +138,8 @@ def labels(name, y, n, n_classes):
     return y
 
 
-def surrogate(s):
-    """s, a Surrogate instance (not its class, not a name); TypeError otherwise."""
-    from stbp.surrogates import Surrogate
+def surrogate(s, Surrogate):
+    """s, an instance of the class Surrogate (not a class, not a name); else TypeError."""
     if isinstance(s, type):
         raise TypeError(f"surrogate must be an instance such as {s.__name__}(1.0), not the "
                         f"class {s.__name__}")
@@ -191,24 +190,20 @@ def network_parameters(net):
         on_backend(f"W[{k}]", W), on_backend(f"b[{k}]", b)
 
 
-def trace(net, tr, finite=True, kind=None):
+def trace(net, tr, kind, same_carry, finite=True):
     """Refuse a trace made by a network of another description (net.description()), or
     one whose potentials hold NaN or infinite values (checked unless finite=False). The
     carry may differ from net's where both give the same spikes ("exp" and "linear", not
     "reset"): it chooses which extension of f the backward pass differentiates, and
-    chapter 3 compares the choices on one forward pass. kind: the Trace class (by default
-    stbp.network's)."""
-    from stbp.neuron import CARRIES, same_on_spikes
-    if kind is None:
-        from stbp.network import Trace as kind
+    chapter 3 compares the choices on one forward pass. kind: the Trace class;
+    same_carry(carry): whether a trace made with that carry has net's spikes."""
     network_parameters(net)
     if not isinstance(tr, kind):
         raise TypeError(f"trace must be a Trace from SNN.forward; got {type(tr).__name__}")
     theirs = tr.made_by or {}
     differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
               for k, v in net.description().items() if theirs.get(k) != v and not (
-                  k == "carry" and theirs.get(k) in CARRIES
-                  and same_on_spikes(theirs.get(k), v, net.tau))]
+                  k == "carry" and same_carry(theirs.get(k)))]
     if differ:
         raise ValueError("trace was made by another network: " + "; ".join(differ))
     shapes = [(n, net.sizes[n]) for n in range(len(net.sizes))]

@@ -6,8 +6,10 @@
 
 # --- book/08_convolution.ipynb, cell 3 ---
 from stbp import backend
+from stbp.engine import array_code
 
 
+@array_code
 def im2col(A, k):
     """The k x k windows of maps A (R, H, W, C) as rows: (R Ho Wo, k k C), Ho = H - k + 1.
 
@@ -22,6 +24,7 @@ def im2col(A, k):
     return view.reshape(R * Ho * Wo, k * k * C)
 
 
+@array_code
 def col2im(rows, shape, k):
     """The transpose of im2col: add each entry of rows (R Ho Wo, k k C) back onto the map
     position it was read from; returns maps of shape shape = (R, H, W, C)."""
@@ -77,8 +80,10 @@ def pool_backward(G, k):
 import math
 
 from stbp.network import Dense
+from stbp.spec import layer_class
 
 
+@layer_class("conv")         # what a token "cCk" or "cCkpP" builds
 class Conv(Dense):
     """A convolutional layer of neurons (token cCk or cCkpP): c maps from k x k kernels,
     stride 1, on the maps below padded by P zeros on each side. W (c, k, k, C) holds one
@@ -128,6 +133,7 @@ class Conv(Dense):
         return f"Conv({self.out_shape[2]}C{self.k}{pad})"
 
 
+@layer_class("pool")         # what a token "Pk" builds
 class Pool:
     """k x k average pooling of the maps below (token Pk): no neurons, no parameters."""
 

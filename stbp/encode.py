@@ -8,6 +8,7 @@
 import numbers
 
 from stbp import backend, checks
+from stbp.engine import array_code
 
 
 def bernoulli(x, T, rng=None, dtype="float32"):
@@ -45,6 +46,7 @@ def bernoulli(x, T, rng=None, dtype="float32"):
     return backend.engine().spikes_below(R, x, dtype)   # array code, or chapter 7's kernel
 
 
+@array_code
 def spikes_below(R, x, dtype):
     """1 where the uniform draw R^t is below x, else 0, in dtype: spikes with P = x."""
     return (R < x).astype(dtype)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from stbp import backend, checks
 from stbp import init as inits
-from stbp.neuron import CARRIES, ON_SPIKES
-from stbp.spec import build, parse_spec, spec_of
-from stbp.surrogates import Rectangular
+from stbp.engine import array_code
+from stbp.neuron import CARRIES, ON_SPIKES, same_on_spikes
+from stbp.spec import build, layer_class, parse_spec, spec_of
+from stbp.surrogates import Rectangular, Surrogate
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Trace:
     made_by: dict = None
 
 
+@array_code                 # the array engine's layer_forward (stbp.engine)
 def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
     """Run one layer over all steps: U^t = U^{t-1} f(O^{t-1}) + X^t + b, O^t = g(U^t - v_th).
 
@@ -45,6 +47,7 @@ def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
 
 
 # --- book/02_network.ipynb, cell 9 ---
+@layer_class("dense")        # what a token "n" of a spec builds (stbp.spec)
 class Dense:
     """A fully connected layer of neurons: the sheet's W^n (m, l) and b^n (m,).
 
@@ -109,7 +112,7 @@ class SNN:
         self.carry = checks.choice("carry", carry, CARRIES)
         scheme = inits.SCHEMES[checks.choice("init", init, inits.SCHEMES)]
         self.surrogate = Rectangular(1.0) if surrogate is None else checks.surrogate(
-            surrogate)
+            surrogate, Surrogate)
         rng = backend.default_rng(checks.seed(seed))
         self.input_shape = tokens[0]["shape"]
         self.layers = build(tokens, self.dtype, rng, scheme)
@@ -140,7 +143,9 @@ class SNN:
 
     def check_trace(self, trace, finite=True):
         """Refuse a trace made by another network, or one holding NaN (stbp.checks)."""
-        checks.trace(self, trace, finite, Trace)
+        same = lambda carry: (carry in CARRIES                      # noqa: E731
+                              and same_on_spikes(carry, self.carry, self.tau))
+        checks.trace(self, trace, Trace, same, finite)
 
     def rows(self, O, n):
         """The spikes O (T, B, l(n)) of layer n (n = 0: the input) as the rows that the
@@ -176,7 +181,11 @@ class SNN:
         return Trace(u=u, o=o, made_by=self.description())
 
     def _input(self, spikes):
-        a = backend.asarray(spikes)
+        try:
+            a = backend.asarray(spikes)
+        except (TypeError, ValueError) as exc:
+            raise checks.ArgumentError(f"spikes must be an array of real numbers; got "
+                                       f"{type(spikes).__name__} ({exc})") from None
         if a.ndim == 5 and len(self.input_shape) == 3:     # (T, B, C, H, W)
             H, W, C = self.input_shape
             a = checks.network_array(self, "spikes", a, (None, None, C, H, W))

@@ -6,6 +6,7 @@
 
 # --- book/05_training.ipynb, cell 1 ---
 from stbp import backend, checks
+from stbp.engine import array_code
 
 
 class _Optimizer:
@@ -53,6 +54,7 @@ class _Optimizer:
         return flat
 
 
+@array_code
 def sgd_update(p, v, g, lr, momentum):
     """v <- momentum v + g, then p <- p - lr v, in place."""
     v *= momentum
@@ -91,6 +93,7 @@ class SGD(_Optimizer):
 
 
 # --- book/05_training.ipynb, cell 2 ---
+@array_code
 def adam_update(p, m, s, g, lr, beta1, beta2, eps, k):
     """Adam's k-th update of p in place (eq-adam): m and s the moments, c1 and c2 the
     bias corrections, p <- p - lr/c1 m / (sqrt(s / c2) + eps)."""

@@ -101,22 +101,44 @@ def parse_spec(spec):
     return layers
 
 
+#: token kind -> the layer class that builds it: "dense" (chapter 2's Dense), "conv" and
+#: "pool" (chapter 8's Conv and Pool), each filed by the decorator layer_class where the
+#: book defines it, so that this module imports none of them
+LAYERS = {}
+
+
+def layer_class(kind):
+    """Decorator: file a class as the builder of the tokens of kind ("dense", "conv",
+    "pool"); it is called as cls(size, in_shape, dtype, rng, scheme) for "dense",
+    cls(size, k, pad, in_shape, dtype, rng, scheme) for "conv", cls(k, in_shape) for
+    "pool"."""
+    if kind not in _TOKENS:
+        raise ValueError(f"kind must be one of {tuple(_TOKENS)}; got {kind!r}")
+
+    def register(cls):
+        LAYERS[kind] = cls
+        return cls
+    return register
+
+
 def build(layers, dtype, rng, scheme):
     """The layer objects of a parsed spec, their weights drawn from rng by scheme in the
-    order of the layers: chapter 2's Dense, chapter 8's Conv and Pool."""
-    from stbp.conv import Conv, Pool
-    from stbp.network import Dense
+    order of the layers."""
     out, shape = [], layers[0]["shape"]
     for layer in layers[1:]:
+        cls = LAYERS.get(layer["kind"])
+        if cls is None:
+            raise ValueError(f"{layer['token']!r}: no layer class is loaded for kind "
+                             f"{layer['kind']!r} (import stbp)")
         if layer["kind"] == "dense":
-            out.append(Dense(layer["size"], shape, dtype, rng, scheme))
+            out.append(cls(layer["size"], shape, dtype, rng, scheme))
         elif layer["kind"] == "conv":
-            out.append(Conv(layer["size"], layer["k"], layer["pad"], shape, dtype, rng,
-                            scheme))
+            out.append(cls(layer["size"], layer["k"], layer["pad"], shape, dtype, rng,
+                           scheme))
         else:
-            out.append(Pool(layer["k"], shape))
+            out.append(cls(layer["k"], shape))
         shape = layer["shape"]
     return out
 
 
-__all__ = ["spec_of", "parse_spec", "build"]
+__all__ = ["spec_of", "parse_spec", "LAYERS", "layer_class", "build"]

@@ -24,11 +24,20 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+#: The thread counts the fingerprints are recorded and checked under (the Makefile's
+#: ONE_THREAD): a BLAS product of another thread count may sum in another order, and
+#: the weights after a few Adam steps then differ in their last bits.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "NUMBA_NUM_THREADS": "1"}
+if "numpy" not in sys.modules:          # read by BLAS when NumPy is first imported
+    os.environ.update(ONE_THREAD)
+
 CASES = {"mlp-long": {"digits": 500, "batch": 100}, "cnn": {"digits": 200, "batch": 100}}
 
 
 def fingerprint(config, fuse, data=None):
-    """{"loss", "acc", "weights_sha256"} of one short run."""
+    """{"loss", "acc", "weights_sha256"} of one short run (in a process whose BLAS runs
+    one thread: ONE_THREAD in the environment before NumPy is imported)."""
     import numpy as np
 
     from stbp import backend, reproduce, train
