@@ -18,7 +18,8 @@ def output_delta(Y, rate, T):
 
 
 def eps_from_delta(D_t, G_t, E_next, F_t):
-    """E^{t,n} = Delta^{t,n} * g'(U^{t,n}) + E^{t+1,n} * f(O^{t,n}); E_next is None at t = T."""
+    """E^{t,n} = Delta^{t,n} * g'(U^{t,n}) + E^{t+1,n} * f(O^{t,n}); E_next is None at t
+    = T."""
     E_t = D_t * G_t
     if E_next is not None:
         E_t += E_next * F_t
@@ -27,7 +28,8 @@ def eps_from_delta(D_t, G_t, E_next, F_t):
 
 # --- book/03_backprop.ipynb, cell 5 ---
 def temporal_delta_seed(D_next, U_t, G_next, dF_t):
-    """Case 3 (and the second term of case 4): Delta^{t+1,n} * U^{t,n} * g'(U^{t+1,n}) * f'(O^{t,n})."""
+    """Case 3 (and the second term of case 4): Delta^{t+1,n} * U^{t,n} * g'(U^{t+1,n}) *
+    f'(O^{t,n})."""
     return D_next * U_t * G_next * dF_t
 
 
@@ -58,8 +60,8 @@ def carry_recurrence(spatial, G, A):
 
 
 def layer_backward_exact(spatial, U, G, F, dF):
-    """E of one layer by the chain rule (arguments as in layer_backward_seed):
-    E^t = spatial^t * g'(U^t) + E^{t+1} * A^t, with A^t = f(O^t) + U^t f'(O^t) g'(U^t)."""
+    """E of one layer by the chain rule (arguments as in layer_backward_seed): E^t =
+    spatial^t * g'(U^t) + E^{t+1} * A^t, with A^t = f(O^t) + U^t f'(O^t) g'(U^t)."""
     A = U * dF
     A *= G
     A += F
@@ -67,7 +69,8 @@ def layer_backward_exact(spatial, U, G, F, dF):
 
 
 def delta_exact(spatial, E, U, dF):
-    """Delta^t = spatial^t + E^{t+1} U^t f'(O^t) (E^{T+1} = 0), from the exact rule's E."""
+    """Delta^t = spatial^t + E^{t+1} U^t f'(O^t) (E^{T+1} = 0), from the exact rule's E.
+    """
     D = spatial.copy()
     D[:-1] += E[1:] * U[:-1] * dF[:-1]
     return D
@@ -76,8 +79,9 @@ def delta_exact(spatial, E, U, dF):
 # --- book/03_backprop.ipynb, cell 18 ---
 @array_code                 # also what the fused kernels read f and f' from
 def carry_factors(O, tau, binary, dtype, carry="exp"):
-    """F = f(O) and dF = f'(O) for a whole layer, in dtype, for chapter 1's carry function.
-    0/1 spikes (stored as bool) select one of two values each, without an exponential."""
+    """F = f(O) and dF = f'(O) for a whole layer, in dtype, for chapter 1's carry
+    function. 0/1 spikes (stored as bool) select one of two values each, without an
+    exponential."""
     if binary:
         xp = backend.xp
         f_, df_ = ON_SPIKES[carry]
@@ -92,7 +96,7 @@ def carry_factors(O, tau, binary, dtype, carry="exp"):
 def layer_backward(spatial, U, O, net, rule, keep=False):
     """(E, P, D) of one layer: P is what the layer below's spatial term multiplies by W
     (E for the exact and detached rules, Delta * g'(U) for the sheet's); D = Delta when
-    keep=True, else None unless the seed's rule made it. net: anything with chapter 2's
+    keep=True, else None unless the sheet's rule made it. net: anything with chapter 2's
     neuron settings tau, v_th, surrogate, carry and dtype."""
     G = net.surrogate.grad(U - net.v_th)
     F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype, net.carry)
@@ -118,20 +122,21 @@ def layer_input(net, trace, i):
 
 
 def gradients(net, trace, targets, rule="exact", keep=False):
-    """[(dL/dW^n, dL/db^n) for n = 1..N] of net.loss(trace, targets), shaped like W and b.
+    """[(dL/dW^n, dL/db^n) for n = 1..N] of net.loss(trace, targets), shaped like W and
+    b.
 
     rule="exact": the chain rule on the forward graph (what autograd computes);
     rule="seed": the sheet's cases 1-5 as written; rule="detached": the chain rule with
-    the reset path cut (f(O) held constant).
-    With keep=True, also return a list of dicts {"D", "E", "spatial"} per layer.
-    """
+    the reset path cut (f(O) held constant). With keep=True, also return a list of dicts
+    {"D", "E", "spatial"} per layer."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     net.check_trace(trace)          # made by this network, on this backend, finite
     rate = trace.o[-1].mean(axis=0, dtype=net.dtype)
     Y = checks.network_array(net, "targets", targets, rate.shape)
     T, B = trace.o[0].shape[:2]
-    engine = backend.engine(net.surrogate)       # the array code, or chapter 7's kernels
+    # the array code, or chapter 7's kernels
+    engine = backend.engine(net.surrogate)
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, T), trace.o[-1].shape)
     n = len(net.W)                               # the layers of neurons not yet done
     grads, kept = [None] * n, [None] * n
@@ -148,7 +153,8 @@ def gradients(net, trace, targets, rule="exact", keep=False):
             kept[n] = {"D": D, "E": E, "spatial": S}
         if n == 0:
             break
-        spatial = layer.backward(P.reshape(T * B, -1))   # case 2's product, one layer down
+        # case 2's product, one layer down
+        spatial = layer.backward(P.reshape(T * B, -1))
     return (grads, kept) if keep else grads
 
 

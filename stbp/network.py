@@ -29,7 +29,8 @@ class Trace:
 
 @array_code                 # the array engine's layer_forward (stbp.engine)
 def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
-    """Run one layer over all steps: U^t = U^{t-1} f(O^{t-1}) + X^t + b, O^t = g(U^t - v_th).
+    """Run one layer over all steps: U^t = U^{t-1} f(O^{t-1}) + X^t + b, O^t = g(U^t -
+    v_th).
 
     X has shape (T, B, n) and is overwritten: its memory becomes U. Returns U and O of
     the same shape (U^0 = 0). carry names f (chapter 1's CARRIES); on 0/1 spikes it is
@@ -166,7 +167,8 @@ class SNN:
         checks.network_parameters(self)
         o = [self._input(spikes)]
         T, B = o[0].shape[:2]
-        engine = backend.engine(self.surrogate)    # the array code, or chapter 7's kernels
+        # the array code, or chapter 7's kernels
+        engine = backend.engine(self.surrogate)
         A, u = self.rows(o[0], 0), []
         for layer in self.layers:
             if not layer.neurons:                  # chapter 8's pooling: no neurons

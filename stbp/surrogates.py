@@ -9,13 +9,13 @@ from stbp import backend, checks
 
 
 class Surrogate:
-    """Spike nonlinearity g and the derivative used in its place, as functions of x = u - v_th.
+    """Spike nonlinearity g and the derivative used in its place, as functions of x = u
+    - v_th.
 
-    ``spike(x)`` is the Heaviside step H(x) (a neuron fires when u >= v_th);
-    subclasses define ``grad(x)``, the curve that stands in for dg/du.
-    ``binary`` says that spike() returns only 0 and 1. ``kernel_form()``, where a class
-    defines it, gives chapter 7's fused kernels the curve's name and two constants.
-    """
+    ``spike(x)`` is the Heaviside step H(x) (a neuron fires when u >= v_th); subclasses
+    define ``grad(x)``, the curve that stands in for dg/du. ``binary`` says that spike()
+    returns only 0 and 1. ``kernel_form()``, where a class defines it, gives chapter 7's
+    fused kernels the curve's name and two constants."""
 
     binary = True
 
@@ -38,7 +38,8 @@ class Rectangular(Surrogate):
 
     def grad(self, x):
         xp = backend.xp
-        return xp.where(xp.abs(x) < self.a / 2, x.dtype.type(1 / self.a), x.dtype.type(0))
+        one, zero = x.dtype.type(1 / self.a), x.dtype.type(0)
+        return xp.where(xp.abs(x) < self.a / 2, one, zero)
 
     def kernel_form(self):
         """For the fused kernels: g' = sb 1[|x| < sa], sa = a/2, sb = 1/a."""
@@ -52,10 +53,11 @@ def logistic(x, a):
 
 
 class Smooth(Surrogate):
-    """Logistic spike g(x) = sigmoid(x / a) with its exact derivative g'(x) = s (1 - s) / a.
+    """Logistic spike g(x) = sigmoid(x / a) with its exact derivative g'(x) = s (1 - s)
+    / a.
 
-    Not a spiking neuron (outputs lie in (0, 1)), but differentiable: for gradient checks.
-    """
+    Not a spiking neuron (outputs lie in (0, 1)), but differentiable: for gradient
+    checks."""
 
     binary = False
 

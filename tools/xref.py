@@ -19,8 +19,9 @@ import nbformat
 BOOK = Path(__file__).resolve().parent.parent / "book"
 NUMBERS = {int(p.name[:2]): p.stem for p in BOOK.glob("[0-9][0-9]_*.ipynb")}
 # spans that are never rewritten: fences, math blocks and inline math, code spans, roles
-PROTECTED = re.compile(r"```.*?```|\$\$.*?\$\$|\$[^$\n]+\$|\{[a-z:]+\}`[^`]*`|`[^`\n]*`",
-                       re.S)
+# (a citation followed by "chapter N" names a chapter of the cited work, not of this book)
+PROTECTED = re.compile(r"\{cite:[a-z]+\}`[^`]*`,? [Cc]hapters? [\d, and]*\d|```.*?```"
+                       r"|\$\$.*?\$\$|\$[^$\n]+\$|\{[a-z:]+\}`[^`]*`|`[^`\n]*`", re.S)
 SINGLE = re.compile(r"\b([Cc]hapter) (\d)\b")
 PLURAL = re.compile(r"\b([Cc]hapters) ((?:\d, )*\d(?:,? and \d)?)\b")
 
