@@ -23,7 +23,11 @@ The default ``--width`` is 77: at a 1280 x 900 window, sphinx-book-theme (the bo
 theme) gives a code or output block an inner width of 652 px (outputs 656 px), and its
 14 px monospace font (DejaVu Sans Mono, the first of the theme's fonts installed here)
 is 8.43 px a character, so 77 characters fit before a line scrolls; measured with
-headless Chromium on the built chapter 5 (1440 px and wider windows fit 89).
+headless Chromium on the built chapter 5 (1440 px and wider windows fit 89).  The book's
+stylesheet (``_static/book.css``) sets code cells and their outputs at 12.25 px, at which
+a line of 88 characters, the code limit, fits the same column (checked in Chromium on
+chapter 2); outputs are held to 77 all the same, so that they fit at the theme's own
+size too.
 
 Width is what a terminal shows: ANSI colour codes count nothing, a carriage return goes
 back to the start of the line (the last writer of each column wins, as for tqdm bars),
