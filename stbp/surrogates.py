@@ -93,7 +93,8 @@ class Polynomial(Surrogate):
 class Sigmoid(Surrogate):
     """h3(x) = (1/a) e^{-x/a} / (1 + e^{-x/a})^2, the derivative of sigmoid(x / a).
 
-    The step forward; backward, the same curve as chapter 3's Smooth (its exact derivative).
+    The step forward; backward, the same curve as chapter 3's Smooth (its exact
+    derivative).
     """
 
     grad = Smooth.grad
@@ -108,7 +109,8 @@ class Gaussian(Surrogate):
         return xp.exp(-x * x / (2 * self.a)) / (2 * xp.pi * self.a) ** 0.5
 
     def kernel_form(self):
-        """For the fused kernels: g' = exp(-x x / sa) / sb, sa = 2a, sb = sqrt(2 pi a)."""
+        """For the fused kernels: g' = exp(-x x / sa) / sb, sa = 2a,
+        sb = sqrt(2 pi a)."""
         return "gaussian", 2 * self.a, (2 * math.pi * self.a) ** 0.5
 
 
