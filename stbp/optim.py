@@ -22,21 +22,23 @@ class _Optimizer:
         self._lr = checks.real("lr", value, low=0.0, low_open=False)   # [0, inf)
 
     def _moment(self, state, key, i):
-        """state[key], a finite array shaped and typed as parameter i, on the backend."""
+        """state[key], a finite array shaped and typed as parameter i, on the backend.
+        """
         if key not in state:
             raise ValueError(f"the optimiser state lacks {key!r}")
         a, p = backend.asarray(state[key]), self.params[i]
         if a.shape != p.shape or a.dtype != p.dtype:
-            raise ValueError(f"{key} must have shape {tuple(p.shape)} and dtype {p.dtype} "
-                             f"(parameter {i}); got {tuple(a.shape)} {a.dtype}")
+            raise ValueError(f"{key} must have shape {tuple(p.shape)} and dtype "
+                             f"{p.dtype} (parameter {i}); got {tuple(a.shape)} "
+                             f"{a.dtype}")
         if not bool(backend.xp.isfinite(a).all()):
             raise ValueError(f"{key} contains NaN or infinite values")
         return a
 
     def _check_grads(self, grads):
-        """grads flattened to one array per parameter, in the order of params (the
-        order of SNN.parameters() and of SNN.gradients' pairs), each of its parameter's
-        shape and dtype, on the backend; else a ValueError (TypeError) before any update."""
+        """grads flattened to one array per parameter, in the order of params (the order
+        of SNN.parameters() and of SNN.gradients' pairs), each of its parameter's shape
+        and dtype, on the backend; else a ValueError (TypeError) before any update."""
         try:
             flat = [g for pair in grads for g in pair] if all(
                 isinstance(pair, (tuple, list)) for pair in grads) else list(grads)
@@ -49,8 +51,9 @@ class _Optimizer:
         for i, (g, p) in enumerate(zip(flat, self.params)):
             checks.on_backend(f"grads[{i}]", g)
             if g.shape != p.shape or g.dtype != p.dtype:
-                raise ValueError(f"grads[{i}] must have shape {tuple(p.shape)} and dtype "
-                                 f"{p.dtype} (parameter {i}); got {tuple(g.shape)} {g.dtype}")
+                raise ValueError(f"grads[{i}] must have shape {tuple(p.shape)} and "
+                                 f"dtype {p.dtype} (parameter {i}); got "
+                                 f"{tuple(g.shape)} {g.dtype}")
         return flat
 
 
@@ -84,8 +87,10 @@ class SGD(_Optimizer):
         return {f"v{i}": v for i, v in enumerate(self.v)}
 
     def check_state(self, state):
-        """state (of state()) checked: one finite velocity per parameter, of its shape."""
-        return {f"v{i}": self._moment(state, f"v{i}", i) for i in range(len(self.params))}
+        """state (of state()) checked: one finite velocity per parameter, of its shape.
+        """
+        return {f"v{i}": self._moment(state, f"v{i}", i)
+                for i in range(len(self.params))}
 
     def load_state(self, state):
         state = self.check_state(state)
@@ -116,16 +121,19 @@ def adam_update(p, m, s, g, lr, beta1, beta2, eps, k):
 
 class Adam(_Optimizer):
     """Adam with bias correction (Kingma and Ba 2015), updating the parameters in place.
-    lr >= 0, betas in [0, 1) (at 1 the bias correction divides by 0) and eps >= 0, finite."""
+    lr >= 0, betas in [0, 1) (at 1 the bias correction divides by 0) and eps >= 0,
+    finite."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         self.params, self.lr = list(params), lr
         self.eps = checks.real("eps", eps, low=0.0, low_open=False)
-        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
-            raise checks.ArgumentError(f"betas must be a pair (beta1, beta2); got betas = "
-                                       f"{betas!r}")
-        self.beta1, self.beta2 = (checks.real(f"betas[{i}]", b, 0.0, 1.0, low_open=False,
-                                              high_open=True) for i, b in enumerate(betas))
+        if (isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__")
+                or len(betas) != 2):
+            raise checks.ArgumentError(f"betas must be a pair (beta1, beta2); got "
+                                       f"betas = {betas!r}")
+        self.beta1, self.beta2 = (
+            checks.real(f"betas[{i}]", b, 0.0, 1.0, low_open=False, high_open=True)
+            for i, b in enumerate(betas))
         xp = backend.xp
         self.m = [xp.zeros_like(p) for p in self.params]
         self.s = [xp.zeros_like(p) for p in self.params]
@@ -156,7 +164,8 @@ class Adam(_Optimizer):
                              f"{state.get('k')!r}")
         out = {"k": k}
         for i in range(len(self.params)):
-            out[f"m{i}"], out[f"s{i}"] = (self._moment(state, f"{c}{i}", i) for c in "ms")
+            out[f"m{i}"], out[f"s{i}"] = (self._moment(state, f"{c}{i}", i)
+                                          for c in "ms")
             if bool((out[f"s{i}"] < 0).any()):
                 raise ValueError(f"s{i}, a second moment, holds negative values")
         return out
@@ -170,11 +179,13 @@ class Adam(_Optimizer):
 
 # --- book/05_training.ipynb, cell 3 ---
 def step_decay(lr0, epoch, every=40, factor=0.1):
-    """Learning rate of epoch (0-based): lr0 * factor ** (epoch // every), as in the authors' code.
-    lr0 and factor are finite numbers >= 0, epoch an integer >= 0, every an integer >= 1."""
+    """Learning rate of epoch (0-based): lr0 * factor ** (epoch // every), as in the
+    authors' code. lr0 and factor are finite numbers >= 0, epoch an integer >= 0, every
+    an integer >= 1."""
     checks.real("lr0", lr0, low=0.0, low_open=False)
     checks.real("factor", factor, low=0.0, low_open=False)
-    epoch, every = checks.integer("epoch", epoch, 0), checks.positive_int("every", every)
+    epoch = checks.integer("epoch", epoch, 0)
+    every = checks.positive_int("every", every)
     return lr0 * factor ** (epoch // every)
 
 
