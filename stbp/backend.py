@@ -10,11 +10,19 @@ namespace at call time::
 Select the backend with ``backend.use("cupy")`` in code, or with the environment
 variable ``STBP_BACKEND=cupy`` before ``import stbp``; ``STBP_FUSE=0`` (or ``off``,
 ``false``, ``no``; or ``use(..., fuse=False)``) turns the fused kernels off, and a value
-it cannot read is an error (:mod:`stbp.env`).  On the NumPy backend, freed
-arrays stay in the process for reuse (:func:`keep_freed_memory`; ``STBP_KEEP_FREED=0``
-turns that off).  Asking for CuPy where it
-is not installed, or where no CUDA device works, raises :class:`BackendError`
-saying which of the two is the problem.
+it cannot read is an error (:mod:`stbp.env`).  Asking for CuPy where it is not
+installed, or where no CUDA device works, raises :class:`BackendError` saying which of
+the two is the problem; at ``import stbp`` a bad ``STBP_BACKEND`` is a warning instead,
+and the NumPy backend is selected (``import stbp`` itself never fails on it).
+
+**The engine is chosen here**, by :func:`engine`: the book's array code
+(``stbp.engine.ARRAY``) or the fused kernels (``stbp.engine.Fused``), which compute the
+same numbers.
+
+Importing the package changes nothing in the process: neither malloc's settings nor
+Numba's thread count.  :func:`tune_process` does both, for the training and benchmark
+commands (``python -m stbp.reproduce``, ``python -m stbp.bench``), or for a user who
+asks (chapter 7 measures what they gain).
 
 This module is hand-written glue, not exported from the book.
 """
@@ -26,6 +34,7 @@ import os
 import numpy
 
 from stbp import env
+from stbp.engine import ARRAY, Fused
 
 NAMES = ("numpy", "cupy")
 
@@ -33,9 +42,9 @@ NAMES = ("numpy", "cupy")
 xp = numpy
 #: The name of the selected backend.
 name = "numpy"
-#: The fused kernels of the selected backend (:class:`stbp.kernels.Kernels`), or None
-#: when the array code of chapters 2, 3 and 5 runs as written; their arithmetic is the
-#: array code's (chapter 7).
+#: The fused engine of the selected backend (:class:`stbp.engine.Fused`, its kernels in
+#: ``fused.kernels``), or None when the book's array code runs as written; their
+#: arithmetic is the array code's (chapter 7).
 fused = None
 #: The limit in bytes under which freed blocks stay in the process (keep_freed_memory),
 #: or None where malloc was left as it is.
@@ -112,7 +121,7 @@ def use(backend: str, fuse=None):
     ``fuse=False``, or the environment variable ``STBP_FUSE=0`` when fuse is not given,
     runs the array code of chapters 2, 3 and 5 as written instead.
     """
-    global xp, name, fused, kept_freed
+    global xp, name, fused
     if backend not in NAMES:
         raise BackendError(f"unknown backend {backend!r}; choose one of {NAMES}")
     if fuse is None:
@@ -121,28 +130,36 @@ def use(backend: str, fuse=None):
     new_fused = None
     if fuse and backend == "numpy":
         from stbp.kernels.cpu import NumbaKernels
-        new_fused = NumbaKernels(numpy)
+        new_fused = Fused(NumbaKernels(numpy))
     elif fuse:
         from stbp.kernels.cuda import CudaKernels
-        new_fused = CudaKernels(new_xp)
+        new_fused = Fused(CudaKernels(new_xp))
     xp, name, fused = new_xp, backend, new_fused
-    if backend == "numpy" and kept_freed is None:
-        kept_freed = keep_freed_memory()
     return xp
 
 
-def fused_for(surrogate):
-    """The fused layer kernels for a layer with this surrogate, or None to run the array code."""
-    if fused is None:
-        return None
-    from stbp.kernels import supports
-    return fused if supports(surrogate) else None
+def engine(surrogate=None):
+    """The engine that runs the model's loops, chosen here and nowhere else: the fused
+    kernels when they are on (and, for a layer's recurrence, know the surrogate's curve),
+    else the book's array code, ``stbp.engine.ARRAY``."""
+    if fused is None or (surrogate is not None and not fused.supports(surrogate)):
+        return ARRAY
+    return fused
 
 
-def fused_op(op):
-    """The fused kernel ``op`` ("bernoulli", "adam", "sgd", "im2col", "col2im") of the selected backend, or
-    None to run the array code."""
-    return getattr(fused, op, None) if fused is not None else None
+def tune_process(threads=None):
+    """Set what the training commands set and ``import stbp`` leaves alone: malloc keeps
+    freed blocks for reuse (:func:`keep_freed_memory`, ``STBP_KEEP_FREED``) and Numba runs
+    ``threads`` kernel threads (else ``STBP_NUMBA_THREADS``, else 1; chapter 7).  Returns
+    {"kept_freed": bytes or None, "numba_threads": count or None}."""
+    global kept_freed
+    if name == "numpy" and kept_freed is None:
+        kept_freed = keep_freed_memory()
+    count = None
+    if fused is not None and name == "numpy":
+        from stbp.kernels.cpu import configure_threads
+        count = configure_threads(threads)
+    return {"kept_freed": kept_freed, "numba_threads": count}
 
 
 def memory():
@@ -215,11 +232,27 @@ def permutation(rng, n):
     return xp.argsort(rng.random(n))
 
 
-use(env.choice("STBP_BACKEND", NAMES, "numpy"))
+def _use_at_import():
+    """Select STBP_BACKEND's backend (NumPy if unset); where it cannot be used, warn and
+    select NumPy, so that ``import stbp`` works and says why."""
+    try:
+        use(env.choice("STBP_BACKEND", NAMES, "numpy"))
+    except (BackendError, ValueError) as exc:
+        import warnings
+        said = str(exc) if "STBP_" in str(exc) else f"STBP_BACKEND: {exc}"
+        warnings.warn(f"{said}; the NumPy backend is selected instead",
+                      RuntimeWarning, stacklevel=3)
+        try:
+            use("numpy")
+        except ValueError:                       # STBP_FUSE unreadable: the default
+            use("numpy", fuse=True)
+
+
+_use_at_import()
 
 
 __all__ = ["NAMES", "xp", "name", "fused", "kept_freed", "BackendError", "KEEP_FREED_MAX",
            "keep_freed_memory",
-           "use", "fused_for", "fused_op", "memory",
+           "use", "engine", "tune_process", "memory",
            "to_numpy", "asarray", "default_rng", "rng_state", "set_rng_state",
            "permutation"]

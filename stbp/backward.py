@@ -5,7 +5,8 @@
 
 
 # --- book/03_backprop.ipynb, cell 1 ---
-from stbp import backend
+from stbp import backend, checks
+from stbp.engine import array_code
 from stbp.neuron import CARRIES, ON_SPIKES
 
 RULES = ("exact", "seed", "detached")
@@ -17,24 +18,18 @@ def output_delta(Y, rate, T):
 
 
 def eps_from_delta(D_t, G_t, E_next, F_t):
-    """E^{t,n} = Delta^{t,n} * g'(U^{t,n}) + E^{t+1,n} * f(O^{t,n}); E_next is None at t = T."""
+    """E^{t,n} = Delta^{t,n} * g'(U^{t,n}) + E^{t+1,n} * f(O^{t,n}); E_next is None at t
+    = T."""
     E_t = D_t * G_t
     if E_next is not None:
         E_t += E_next * F_t
     return E_t
 
 
-# --- book/03_backprop.ipynb, cell 3 ---
-def spatial_term(P_above, W_above):
-    """(W^{n+1})^T P^{t,n+1} for every t with one matrix product, arrays of shape (T, B, l).
-    Case 2 (and the first term of case 4) takes P = Delta^{.,n+1} * g'(U^{.,n+1})."""
-    T, B, m = P_above.shape
-    return (P_above.reshape(T * B, m) @ W_above).reshape(T, B, -1)
-
-
 # --- book/03_backprop.ipynb, cell 5 ---
 def temporal_delta_seed(D_next, U_t, G_next, dF_t):
-    """Case 3 (and the second term of case 4): Delta^{t+1,n} * U^{t,n} * g'(U^{t+1,n}) * f'(O^{t,n})."""
+    """Case 3 (and the second term of case 4): Delta^{t+1,n} * U^{t,n} * g'(U^{t+1,n}) *
+    f'(O^{t,n})."""
     return D_next * U_t * G_next * dF_t
 
 
@@ -55,15 +50,6 @@ def layer_backward_seed(spatial, U, G, F, dF):
     return D, E
 
 
-# --- book/03_backprop.ipynb, cell 9 ---
-def weight_grads(E, O_below):
-    """Case 5: dL/dW^n = sum_t E^{t,n} (O^{t,n-1})^T and dL/db^n = sum_t E^{t,n} (summed over the batch)."""
-    T, B, m = E.shape
-    E2 = E.reshape(T * B, m)
-    O2 = O_below.reshape(T * B, -1).astype(E.dtype, copy=False)   # stored spikes may be bool
-    return E2.T @ O2, E2.sum(axis=0)
-
-
 # --- book/03_backprop.ipynb, cell 13 ---
 def carry_recurrence(spatial, G, A):
     """E^t = spatial^t * g'(U^t) + E^{t+1} * A^t for t = T..1, with E^{T+1} = 0."""
@@ -74,8 +60,8 @@ def carry_recurrence(spatial, G, A):
 
 
 def layer_backward_exact(spatial, U, G, F, dF):
-    """E of one layer by the chain rule (arguments as in layer_backward_seed):
-    E^t = spatial^t * g'(U^t) + E^{t+1} * A^t, with A^t = f(O^t) + U^t f'(O^t) g'(U^t)."""
+    """E of one layer by the chain rule (arguments as in layer_backward_seed): E^t =
+    spatial^t * g'(U^t) + E^{t+1} * A^t, with A^t = f(O^t) + U^t f'(O^t) g'(U^t)."""
     A = U * dF
     A *= G
     A += F
@@ -83,16 +69,19 @@ def layer_backward_exact(spatial, U, G, F, dF):
 
 
 def delta_exact(spatial, E, U, dF):
-    """Delta^t = spatial^t + E^{t+1} U^t f'(O^t) (E^{T+1} = 0), from the exact rule's E."""
+    """Delta^t = spatial^t + E^{t+1} U^t f'(O^t) (E^{T+1} = 0), from the exact rule's E.
+    """
     D = spatial.copy()
     D[:-1] += E[1:] * U[:-1] * dF[:-1]
     return D
 
 
 # --- book/03_backprop.ipynb, cell 18 ---
+@array_code                 # also what the fused kernels read f and f' from
 def carry_factors(O, tau, binary, dtype, carry="exp"):
-    """F = f(O) and dF = f'(O) for a whole layer, in dtype, for chapter 1's carry function.
-    0/1 spikes (stored as bool) select one of two values each, without an exponential."""
+    """F = f(O) and dF = f'(O) for a whole layer, in dtype, for chapter 1's carry
+    function. 0/1 spikes (stored as bool) select one of two values each, without an
+    exponential."""
     if binary:
         xp = backend.xp
         f_, df_ = ON_SPIKES[carry]
@@ -103,15 +92,12 @@ def carry_factors(O, tau, binary, dtype, carry="exp"):
     return f_(O, tau), df_(O, tau)
 
 
+@array_code
 def layer_backward(spatial, U, O, net, rule, keep=False):
     """(E, P, D) of one layer: P is what the layer below's spatial term multiplies by W
     (E for the exact and detached rules, Delta * g'(U) for the sheet's); D = Delta when
-    keep=True (then the array code runs), else None unless the seed's rule made it."""
-    fused = None if keep else backend.fused_for(net.surrogate)
-    if fused is not None:                  # the recurrence in one kernel (chapter 7)
-        E, P = fused.layer_backward(spatial, U, O, net.tau, net.v_th, net.surrogate,
-                                    rule, net.carry)
-        return E, P, None
+    keep=True, else None unless the sheet's rule made it. net: anything with chapter 2's
+    neuron settings tau, v_th, surrogate, carry and dtype."""
     G = net.surrogate.grad(U - net.v_th)
     F, dF = carry_factors(O, net.tau, net.surrogate.binary, net.dtype, net.carry)
     if rule == "exact":
@@ -125,31 +111,51 @@ def layer_backward(spatial, U, O, net, rule, keep=False):
 
 
 # --- book/03_backprop.ipynb, cell 19 ---
+def layer_input(net, trace, i):
+    """What net.layers[i] read in the forward pass that made trace: the spikes of the
+    layer of neurons below it (or the input) as rows, through any poolings between."""
+    below = [j for j in range(i) if net.layers[j].neurons]
+    A = net.rows(trace.o[len(below)], len(below))
+    for layer in net.layers[below[-1] + 1 if below else 0:i]:
+        A = layer.forward(A)
+    return A
+
+
 def gradients(net, trace, targets, rule="exact", keep=False):
-    """[(dL/dW^n, dL/db^n) for n = 1..N] of net.loss(trace, targets), shaped like W and b.
+    """[(dL/dW^n, dL/db^n) for n = 1..N] of net.loss(trace, targets), shaped like W and
+    b.
 
     rule="exact": the chain rule on the forward graph (what autograd computes);
-    rule="seed": the equations sheet's cases 1-5 as written; rule="detached": the chain rule with
-    the reset path cut (f(O) held constant).
-    With keep=True, also return a list of dicts {"D", "E", "spatial"} per layer.
-    """
+    rule="seed": the sheet's cases 1-5 as written; rule="detached": the chain rule with
+    the reset path cut (f(O) held constant). With keep=True, also return a list of dicts
+    {"D", "E", "spatial"} per layer."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     net.check_trace(trace)          # made by this network, on this backend, finite
     rate = trace.o[-1].mean(axis=0, dtype=net.dtype)
-    Y = net._check("targets", targets, rate.shape)
-    T = trace.o[0].shape[0]
-    N = len(net.W)
+    Y = checks.network_array(net, "targets", targets, rate.shape)
+    T, B = trace.o[0].shape[:2]
+    # the array code, or chapter 7's kernels
+    engine = backend.engine(net.surrogate)
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, T), trace.o[-1].shape)
-    grads, kept = [None] * N, [None] * N
-    for n in range(N - 1, -1, -1):             # layer n+1 of the sheet, W[n] = W^{n+1}
-        E, P, D = layer_backward(spatial, trace.u[n], trace.o[n + 1], net, rule, keep)
-        grads[n] = weight_grads(E, trace.o[n])
+    n = len(net.W)                               # the layers of neurons not yet done
+    grads, kept = [None] * n, [None] * n
+    for i in range(len(net.layers) - 1, -1, -1):
+        layer = net.layers[i]
+        if not layer.neurons:                    # chapter 8's pooling: its transpose
+            spatial = layer.backward(spatial)
+            continue
+        n -= 1                                   # layer n + 1 of the sheet
+        S = spatial.reshape(T, B, -1)
+        E, P, D = engine.layer_backward(S, trace.u[n], trace.o[n + 1], net, rule, keep)
+        grads[n] = layer.grads(E.reshape(T * B, -1), layer_input(net, trace, i))
         if keep:
-            kept[n] = {"D": D, "E": E, "spatial": spatial}
-        if n > 0:
-            spatial = spatial_term(P, net.W[n])
+            kept[n] = {"D": D, "E": E, "spatial": S}
+        if n == 0:
+            break
+        # case 2's product, one layer down
+        spatial = layer.backward(P.reshape(T * B, -1))
     return (grads, kept) if keep else grads
 
 
-__all__ = ["RULES", "output_delta", "eps_from_delta", "spatial_term", "temporal_delta_seed", "layer_backward_seed", "weight_grads", "carry_recurrence", "layer_backward_exact", "delta_exact", "carry_factors", "layer_backward", "gradients"]
+__all__ = ["RULES", "output_delta", "eps_from_delta", "temporal_delta_seed", "layer_backward_seed", "carry_recurrence", "layer_backward_exact", "delta_exact", "carry_factors", "layer_backward", "layer_input", "gradients"]

@@ -243,6 +243,7 @@ def crossover(points):
 def _compile_probe():
     """Run in a subprocess by compile_times: the first training step (which compiles the
     kernels, or loads them from Numba's cache) and the second, in seconds, as JSON."""
+    backend.tune_process()
     t0 = time.perf_counter()
     _, _, step = _training((30, 20, 5), 4, 3)
     t1 = time.perf_counter()
@@ -292,15 +293,16 @@ THREAD_OPTIONS = {
 
 def _thread_probe():
     """Run in a subprocess by thread_options: print one training step's times as JSON."""
+    backend.tune_process()        # STBP_NUMBA_THREADS and STBP_KEEP_FREED of the option
     if env.flag("STBP_BENCH_THREADPOOLCTL", False):
         from threadpoolctl import ThreadpoolController
         limit = ThreadpoolController().select(user_api="blas")
-        kernels = backend.fused
-        for name in ("layer_forward", "layer_backward", "bernoulli", "adam"):
-            def limited(*a, _f=getattr(kernels, name), **kw):
+        engine = backend.fused              # stbp.engine.Fused: the kernels' engine
+        for name in ("layer_forward", "layer_backward", "spikes_below", "adam_update"):
+            def limited(*a, _f=getattr(engine, name), **kw):
                 with limit.limit(limits=1):
                     return _f(*a, **kw)
-            setattr(kernels, name, limited)
+            setattr(engine, name, limited)
     r = training_step(repeat=10)
     print(json.dumps({k: r[k] for k in ("step_s", "forward_gradients_s", "matmul_s")}))
 
@@ -428,6 +430,7 @@ def onb_layer(n, batch=16, T=500, repeat=1, seed=0, memory="tracemalloc",
 def onb_probe(n, batch=16, T=500, repeat=1, seed=0):
     """Run by onb_fresh in a fresh process: compile the kernels (or load them) on a
     small layer, then onb_layer(n) with the peak RSS; also the RSS before the run."""
+    backend.tune_process()        # malloc's reuse and Numba's threads, as training does
     onb_layer(64, batch=2, T=10, memory="tracemalloc")
     before = _rss()["rss"]
     r = onb_layer(n, batch, T, repeat, seed, memory="rss")
@@ -566,6 +569,7 @@ def main(argv=None):
         files.check_target(args.out, "benchmark file")     # before minutes of timing
     if args.backend or args.no_fuse:
         backend.use(args.backend or backend.name, fuse=not args.no_fuse)
+    backend.tune_process()        # malloc's reuse and Numba's threads, as training does
     results = {"machine": machine()}
     r = training_step(repeat=args.repeat)
     r["peers_ratio"] = peers_ratio(args.peers)
@@ -648,14 +652,14 @@ def _conv_training(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, seed=0):
     one full training step (encode, forward, backward with rule="exact", Adam with lr
     1e-3) on a fixed random batch; step(keep=True) returns the trace. The setup of
     conv_training_step, which tools/bench_peers.py --cnn times beside PyTorch."""
-    from stbp.conv import ConvSNN
     from stbp.encode import bernoulli
+    from stbp.network import SNN
     from stbp.optim import Adam
     from stbp.train import parameters
 
     xp = backend.xp
     rng = backend.default_rng(seed)
-    net = ConvSNN(spec, tau=0.2, v_th=0.5, seed=seed)
+    net = SNN(spec, tau=0.2, v_th=0.5, seed=seed)
     opt = Adam(parameters(net), lr=1e-3)
     images = rng.random((batch, net.sizes[0]), dtype=xp.float32) * 0.5
     labels = rng.integers(0, net.sizes[-1], batch)
@@ -683,8 +687,9 @@ def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repe
     xp = backend.xp
     net, rng, step = _conv_training(spec, batch, T, seed)
     shapes = []                     # (rows, fan_in, fan_out) of each layer's products
-    for st, W in zip(net.stages, net.W):
-        positions = 1 if st["layer"]["kind"] == "dense" else math.prod(st["layer"]["shape"][:2])
+    for layer in (layer for layer in net.layers if layer.neurons):
+        W = layer.W         # a convolution's products run once per output position
+        positions = math.prod(layer.out_shape[:-1]) if len(layer.out_shape) == 3 else 1
         shapes.append((T * batch * positions, W[0].size, W.shape[0]))
     A = [(rng.random((r, i), dtype=xp.float32) < 0.2).astype(xp.float32) for r, i, _ in shapes]
     E = [rng.random((r, o), dtype=xp.float32) for r, _, o in shapes]

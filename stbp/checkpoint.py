@@ -45,7 +45,7 @@ import numpy
 import numpy.lib.format as npy
 
 from stbp import backend, checks, files, surrogates
-from stbp.conv import parse_spec
+from stbp.spec import parse_spec, spec_of
 from stbp.network import SNN
 
 #: The most numbers (weights, biases and optimiser state together) a checkpoint may
@@ -69,10 +69,9 @@ def _surrogate_from(spec, path):
 
 
 def hyper_parameters(net):
-    """What must agree between a network and a checkpoint loaded into it."""
-    return {"sizes": list(net.sizes), "tau": net.tau, "v_th": net.v_th, "carry": net.carry,
-            "dtype": net.dtype.name, "spec": getattr(net, "spec", None),   # spec: chapter 8
-            "surrogate": {"name": type(net.surrogate).__name__, "a": net.surrogate.a}}
+    """What must agree between a network and a checkpoint loaded into it: the network's
+    description (SNN.description(), which a Trace records too)."""
+    return net.description()
 
 
 def save(path, net, optimizer=None, state=None):
@@ -238,22 +237,19 @@ def _layers(meta, path):
     checked against MAX_NUMBERS, before anything is built."""
     spec, sizes = meta["spec"], meta["sizes"]
     try:
-        if spec is not None:
-            layers = parse_spec(spec)
-            shapes, shape = [], layers[0]["shape"]
-            for layer in layers[1:]:
-                if layer["kind"] == "conv":
-                    shapes.append(((layer["size"], layer["k"], layer["k"], shape[2]), (layer["size"],)))
-                elif layer["kind"] == "dense":
-                    shapes.append(((layer["size"], math.prod(shape)), (layer["size"],)))
-                shape = layer["shape"]
-            neurons = [math.prod(layers[0]["shape"])] + [
-                math.prod(layer["shape"]) for layer in layers[1:] if layer["kind"] != "pool"]
-        else:
-            if not isinstance(sizes, list) or len(sizes) < 2:
-                raise ValueError(f"sizes must list at least 2 layer widths; got {sizes!r}")
-            neurons = [checks.positive_int(f"sizes[{k}]", n) for k, n in enumerate(sizes)]
-            shapes = [((m, n), (m,)) for n, m in zip(neurons, neurons[1:])]
+        if spec is None:                         # written before specs: the widths
+            spec = meta["spec"] = spec_of(sizes)
+        layers = parse_spec(spec)
+        shapes, shape = [], layers[0]["shape"]
+        for layer in layers[1:]:
+            if layer["kind"] == "conv":
+                shapes.append(((layer["size"], layer["k"], layer["k"], shape[2]),
+                               (layer["size"],)))
+            elif layer["kind"] == "dense":
+                shapes.append(((layer["size"], math.prod(shape)), (layer["size"],)))
+            shape = layer["shape"]
+        neurons = [math.prod(layers[0]["shape"])] + [
+            math.prod(layer["shape"]) for layer in layers[1:] if layer["kind"] != "pool"]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"checkpoint {path} holds an invalid network: {exc}") from None
     numbers = sum(math.prod(W) + math.prod(b) for W, b in shapes)
@@ -261,7 +257,7 @@ def _layers(meta, path):
         raise ValueError(f"checkpoint {path} declares a network of {numbers} parameters and "
                          f"up to {max(neurons)} neurons in a layer, more than the "
                          f"{MAX_NUMBERS} a checkpoint may hold (checkpoint.MAX_NUMBERS)")
-    if spec is not None and sizes != neurons:
+    if sizes != neurons:
         raise ValueError(f"checkpoint {path}: its spec {spec!r} makes layers of {neurons} "
                          f"neurons, but its sizes say {sizes!r}; the file was edited or is "
                          f"corrupt")
@@ -355,7 +351,7 @@ def load(path, net=None, optimizer=None, check=None):
             _check_entry(archive, f"b{k}", b)
         if net is None:
             try:
-                net = SNN(meta["spec"] or meta["sizes"], tau=meta["tau"], v_th=meta["v_th"],
+                net = SNN(meta["spec"], tau=meta["tau"], v_th=meta["v_th"],
                           dtype=meta["dtype"], surrogate=_surrogate_from(meta["surrogate"], path),
                           carry=meta["carry"])
             except (TypeError, ValueError) as exc:
@@ -392,7 +388,7 @@ def load(path, net=None, optimizer=None, check=None):
             check(meta, opt_state)
         except ValueError as exc:
             raise ValueError(f"checkpoint {path}: {exc}") from None
-    for p, a in zip((p for Wb in zip(net.W, net.b) for p in Wb), params):
+    for p, a in zip(net.parameters(), params):
         p[...] = backend.asarray(a)
     if optimizer is not None:
         optimizer.load_state(opt_state)

@@ -6,7 +6,8 @@ says what was expected.  Nothing is truncated or coerced silently: ``2.7`` is no
 and ``True`` is not a layer width.
 
 This module is hand-written and sits at the bottom of the package's import graph: it imports
-only the standard library and :mod:`stbp.backend`.
+only the standard library and :mod:`stbp.backend` (the network's checks take the classes
+and functions they compare with as arguments).
 """
 from __future__ import annotations
 
@@ -137,5 +138,92 @@ def labels(name, y, n, n_classes):
     return y
 
 
+def surrogate(s, Surrogate):
+    """s, an instance of the class Surrogate (not a class, not a name); else TypeError."""
+    if isinstance(s, type):
+        raise TypeError(f"surrogate must be an instance such as {s.__name__}(1.0), not the "
+                        f"class {s.__name__}")
+    if not isinstance(s, Surrogate):
+        raise TypeError(f"surrogate must be a Surrogate such as Rectangular(1.0) "
+                        f"(stbp.surrogates.CURVES maps names to classes); got {s!r}")
+    return s
+
+
+def network_array(net, name, a, shape):
+    """a as a backend array of net's dtype, or a ValueError (TypeError) naming it: real
+    numbers of the given shape (None: any length); "spikes" 0 or 1 (in [0, 1] for a
+    network whose outputs are real, a smooth surrogate's), anything else in [0, 1]."""
+    xp = backend.xp
+    try:
+        a = backend.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"{name} must be an array of real numbers; got "
+                            f"{type(a).__name__} ({exc})") from None
+    if a.dtype.kind not in "biuf":
+        raise ArgumentError(f"{name} must be real numbers; got dtype {a.dtype}")
+    if a.ndim != len(shape) or any(s is not None and s != d
+                                   for s, d in zip(shape, a.shape)):
+        want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}; got shape {tuple(a.shape)}")
+    if a.dtype.kind == "b":                     # 0/1 already
+        return a.astype(net.dtype)
+    if name == "spikes" and net.surrogate.binary:
+        if not bool(((a == 0) | (a == 1)).all()):   # one pass; refuses NaN too
+            bad = a[(a != 0) & (a != 1)].ravel()[:1]
+            if not bool(xp.isfinite(bad).all()):
+                raise ValueError(f"{name} contains NaN or infinite values")
+            raise ValueError(f"{name} must be 0 or 1 (this network's neurons spike); "
+                             f"found {bad[0].item()!r} (rate-encode intensities in "
+                             f"[0, 1] with stbp.encode.bernoulli; scale uint8 images by "
+                             f"1/255 first)")
+    elif not bool(xp.isfinite(a).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    elif a.size and not (a.min().item() >= 0 and a.max().item() <= 1):
+        raise ValueError(f"{name} must lie in [0, 1]; got values from "
+                         f"{a.min().item()!r} to {a.max().item()!r}")
+    return a.astype(net.dtype, copy=False)
+
+
+def network_parameters(net):
+    """Refuse parameters of net that are not arrays of the selected backend."""
+    for k, (W, b) in enumerate(zip(net.W, net.b)):
+        on_backend(f"W[{k}]", W), on_backend(f"b[{k}]", b)
+
+
+def trace(net, tr, kind, same_carry, finite=True):
+    """Refuse a trace made by a network of another description (net.description()), or
+    one whose potentials hold NaN or infinite values (checked unless finite=False). The
+    carry may differ from net's where both give the same spikes ("exp" and "linear", not
+    "reset"): it chooses which extension of f the backward pass differentiates, and
+    chapter 3 compares the choices on one forward pass. kind: the Trace class;
+    same_carry(carry): whether a trace made with that carry has net's spikes."""
+    network_parameters(net)
+    if not isinstance(tr, kind):
+        raise TypeError(f"trace must be a Trace from SNN.forward; got {type(tr).__name__}")
+    theirs = tr.made_by or {}
+    differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
+              for k, v in net.description().items() if theirs.get(k) != v and not (
+                  k == "carry" and same_carry(theirs.get(k)))]
+    if differ:
+        raise ValueError("trace was made by another network: " + "; ".join(differ))
+    shapes = [(n, net.sizes[n]) for n in range(len(net.sizes))]
+    if len(tr.o) != len(net.sizes) or len(tr.u) != len(net.sizes) - 1:
+        raise ValueError(f"trace must hold {len(net.sizes)} spike arrays and "
+                         f"{len(net.sizes) - 1} potential arrays; got {len(tr.o)} and "
+                         f"{len(tr.u)}")
+    T, B = tr.o[0].shape[:2]
+    for n, size in shapes:
+        arrays = [("o", tr.o[n])] + ([("u", tr.u[n - 1])] if n else [])
+        for kind, a in arrays:
+            on_backend(f"trace.{kind}[{n if kind == 'o' else n - 1}]", a)
+            if tuple(a.shape) != (T, B, size):
+                raise ValueError(f"trace.{kind}[{n if kind == 'o' else n - 1}] must have "
+                                 f"shape {(T, B, size)}; got {tuple(a.shape)}")
+    for n, U in enumerate(tr.u):
+        if finite and not bool(backend.xp.isfinite(U).all()):
+            raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
+
+
 __all__ = ["ArgumentError", "integer", "positive_int", "seed", "real", "positive", "dtype_name",
-           "choice", "on_backend", "fits_memory", "labels"]
+           "choice", "on_backend", "fits_memory", "labels", "surrogate", "network_array",
+           "network_parameters", "trace"]

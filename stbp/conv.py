@@ -4,88 +4,18 @@
 """Exported from the book: Convolution and pooling (book/08_convolution.ipynb)."""
 
 
-# --- book/08_convolution.ipynb, cell 1 ---
-import re
-
+# --- book/08_convolution.ipynb, cell 3 ---
 from stbp import backend
-
-_TOKENS = {"conv": re.compile(r"^(\d+)C(\d+)(?:p(\d+))?$"),
-           "pool": re.compile(r"^P(\d+)$"), "dense": re.compile(r"^(\d+)$")}
+from stbp.engine import array_code
 
 
-def _layer(spec, tok, shape):
-    """The layer of token tok on input of shape (H, W, C) or (n,): a dict with its shape."""
-    kind, m = next(((k, r.match(tok)) for k, r in _TOKENS.items() if r.match(tok)),
-                   (None, None))
-    if kind is None:
-        raise ValueError(f"spec {spec!r}: unknown token {tok!r} (expected cCk or cCkpP "
-                         "for a convolution, Pk for pooling, or n for a fully connected "
-                         "layer)")
-    pad = int(m[3] or 0) if kind == "conv" else None        # pP: P zeros on each side
-    numbers = [int(v) for v in m.groups()[:2]]
-    if min(numbers) < 1:
-        raise ValueError(f"spec {spec!r}: token {tok!r} has a size of 0")
-    if kind != "dense" and len(shape) == 1:
-        raise ValueError(f"spec {spec!r}: {tok!r} needs a feature map, but it follows a "
-                         "fully connected layer")
-    size, k = numbers[0], numbers[-1]
-    if kind == "conv" and pad >= k:
-        raise ValueError(f"spec {spec!r}: the padding {pad} of {tok!r} must be smaller "
-                         f"than its kernel size {k}")
-    if kind == "conv" and k > min(shape[:2]) + 2 * pad:
-        padded = f" padded by {pad}" if pad else ""
-        raise ValueError(f"spec {spec!r}: the {k}x{k} kernel of {tok!r} is larger than "
-                         f"its {shape[0]}x{shape[1]} input{padded}")
-    if kind == "pool" and (shape[0] % k or shape[1] % k):
-        raise ValueError(f"spec {spec!r}: pooling {tok!r} does not divide the "
-                         f"{shape[0]}x{shape[1]} map")
-    grow = 2 * (pad or 0) - (k or 0) + 1                    # a convolution's H_o - H
-    out = {"conv": lambda: (shape[0] + grow, shape[1] + grow, size),
-           "pool": lambda: (shape[0] // k, shape[1] // k, shape[2]),
-           "dense": lambda: (size,)}[kind]()
-    return {"kind": kind, "token": tok, "size": size,
-            "k": None if kind == "dense" else k, "pad": pad, "shape": out}
-
-
-# --- book/08_convolution.ipynb, cell 2 ---
-def parse_spec(spec):
-    """Parse the paper's notation, e.g. "28x28-15C5-P2-40C5-P2-300-10", into layers.
-
-    Tokens: HxW or HxWxC (the input, first), cCk (c feature maps from k x k kernels,
-    stride 1, no padding), cCkpP (the same on the maps padded by P < k zeros on each
-    side), Pk (k x k average pooling), n (n fully connected neurons).
-    Returns [{"kind", "token", "size", "k", "pad", "shape"}, ...], starting with the
-    input; shape is a layer's output, (H, W, C) for maps and (n,) for fully connected
-    layers; pad is a convolution's P (0 without pP), None for other layers.
-    """
-    if not isinstance(spec, str):
-        raise TypeError(f"spec must be a string such as '28x28-15C5-P2-10', got {spec!r}")
-    tokens = spec.split("-")
-    m = re.match(r"^(\d+)x(\d+)(?:x(\d+))?$", tokens[0])
-    if m is None or min(int(v) for v in m.groups(1)) < 1:
-        raise ValueError(f"spec {spec!r}: the first token must be the input size HxW or "
-                         f"HxWxC (e.g. 28x28), got {tokens[0]!r}")
-    shape = (int(m[1]), int(m[2]), int(m[3] or 1))
-    layers = [{"kind": "input", "token": tokens[0], "size": None, "k": None, "pad": None,
-               "shape": shape}]
-    for tok in tokens[1:]:
-        layers.append(_layer(spec, tok, layers[-1]["shape"]))
-    if len(layers) < 2 or layers[-1]["kind"] == "pool":
-        raise ValueError(f"spec {spec!r}: must end with a layer of neurons (a convolution "
-                         "or a fully connected layer), not with the input or a pooling")
-    return layers
-
-
-# --- book/08_convolution.ipynb, cell 5 ---
+@array_code
 def im2col(A, k):
     """The k x k windows of maps A (R, H, W, C) as rows: (R Ho Wo, k k C), Ho = H - k + 1.
 
     Row (r, p, q) holds A[r, p + i, q + j, c'] in the order (i, j, c'), the order of
     W^n (C, k, k, C') reshaped to (C, k k C'); a strided view, copied once.
     """
-    fused = backend.fused_op("im2col")
-    if fused is not None:                  # the copy in one kernel pass (chapter 7)
-        return fused(A, k)
     R, H, W, C = A.shape
     Ho, Wo = H - k + 1, W - k + 1
     sR, sH, sW, sC = A.strides
@@ -94,12 +24,10 @@ def im2col(A, k):
     return view.reshape(R * Ho * Wo, k * k * C)
 
 
+@array_code
 def col2im(rows, shape, k):
     """The transpose of im2col: add each entry of rows (R Ho Wo, k k C) back onto the map
     position it was read from; returns maps of shape shape = (R, H, W, C)."""
-    fused = backend.fused_op("col2im")
-    if fused is not None:                  # the same sums, in the same order, in one kernel
-        return fused(rows, shape, k)
     R, H, W, C = shape
     Ho, Wo = H - k + 1, W - k + 1
     windows = rows.reshape(R, Ho, Wo, k, k, C)
@@ -110,7 +38,7 @@ def col2im(rows, shape, k):
     return A
 
 
-# --- book/08_convolution.ipynb, cell 9 ---
+# --- book/08_convolution.ipynb, cell 7 ---
 def pad_maps(A, p):
     """eq-pad: maps A (R, H, W, C) in the middle of zero maps (R, H + 2p, W + 2p, C);
     A itself when p = 0."""
@@ -128,7 +56,7 @@ def crop_maps(A, p):
     return A[:, p:A.shape[1] - p, p:A.shape[2] - p, :] if p else A
 
 
-# --- book/08_convolution.ipynb, cell 13 ---
+# --- book/08_convolution.ipynb, cell 11 ---
 def pool_forward(A, k):
     """Average pooling: Obar[r, p, q, c] = (1/k^2) sum_{i,j<k} A[r, k p + i, k q + j, c]."""
     out = A[:, ::k, ::k, :].copy()
@@ -148,182 +76,83 @@ def pool_backward(G, k):
     return spread.reshape(R, Ho * k, Wo * k, C)
 
 
-# --- book/08_convolution.ipynb, cell 16 ---
-def _stage_input(net, n, below):
-    """What the weights of neuron layer n see: the layer below's output (T, B, l) as maps
-    (T B, H, W, C) averaged by the poolings between, or as rows (T, B, l) for a fully
-    connected layer. The input layer's maps come channel first, (C, H, W)."""
-    stage = net.stages[n]
-    T, B = below.shape[:2]
-    A = below.astype(net.dtype, copy=False)                 # stored spikes are bool
-    if len(stage["below"]) == 3:
-        H, W, C = stage["below"]
-        A = (A.reshape(T * B, C, H, W).transpose(0, 2, 3, 1) if n == 0
-             else A.reshape(T * B, H, W, C))
-        for k in stage["pools"]:
-            A = pool_forward(A, k)
-    return A.reshape(T, B, -1) if stage["layer"]["kind"] == "dense" else A
-
-
-def _linear(net, n, A, T, B):
-    """X^{t,n} for every t with one matrix product (eq-conv), and the bias of every neuron."""
-    W, layer = net.W[n], net.stages[n]["layer"]
-    if layer["kind"] == "dense":
-        return (A.reshape(T * B, -1) @ W.T).reshape(T, B, -1), net.b[n]
-    X = im2col(pad_maps(A, layer["pad"]), layer["k"]) @ W.reshape(W.shape[0], -1).T
-    Ho, Wo, _ = layer["shape"]
-    return X.reshape(T, B, -1), backend.xp.tile(net.b[n], Ho * Wo)
-
-
-# --- book/08_convolution.ipynb, cell 17 ---
-from stbp.network import Trace, layer_forward
-
-
-def conv_forward(net, spikes):
-    """Run net on input spikes (T, B, C H W) or (T, B, C, H, W); return a Trace with
-    o[n] and u[n-1] of shape (T, B, l(n)) (maps flattened channel last)."""
-    H, W, C = net.layers[0]["shape"]
-    spikes = backend.asarray(spikes)
-    if spikes.ndim == 5:
-        spikes = net._check("spikes", spikes, (None, None, C, H, W))
-        spikes = spikes.reshape(spikes.shape[:2] + (-1,))
-    elif spikes.ndim != 3:
-        raise ValueError(f"spikes must have shape (T, B, {C * H * W}) or (T, B, {C}, {H}, {W}); "
-                         f"got shape {tuple(spikes.shape)}")
-    o = [net._check("spikes", spikes, (None, None, net.sizes[0]))]
-    T, B, _ = o[0].shape
-    u = []
-    for n in range(len(net.W)):
-        X, b = _linear(net, n, _stage_input(net, n, o[n]), T, B)
-        U, O = layer_forward(X, b, net.tau, net.v_th, net.surrogate, net.carry)
-        u.append(U)
-        o.append(O.astype(bool) if net.surrogate.binary else O)
-    return Trace(u=u, o=o, made_by=net.settings())
-
-
-# --- book/08_convolution.ipynb, cell 18 ---
+# --- book/08_convolution.ipynb, cell 14 ---
 import math
 
-from stbp import init as inits
-from stbp.network import SNN
+from stbp.network import Dense
+from stbp.spec import layer_class
 
 
-def _build_layers(layers, dtype, rng, scheme):
-    """The stages, W and b of a parsed spec: each layer of neurons with the poolings
-    before it; a convolution's W is (C, k, k, C'), drawn as one kernel per row."""
-    stages, Ws, bs, pools = [], [], [], []
-    shape = below = layers[0]["shape"]
-    for layer in layers[1:]:
-        if layer["kind"] == "pool":
-            pools.append(layer["k"])
-        else:
-            conv = layer["kind"] == "conv"
-            fan_in = shape[2] * layer["k"] ** 2 if conv else math.prod(shape)
-            W = scheme((layer["size"], fan_in), rng).astype(dtype)
-            Ws.append(W.reshape(layer["size"], layer["k"], layer["k"], shape[2]) if conv else W)
-            bs.append(backend.xp.zeros(layer["size"], dtype=dtype))
-            stages.append({"pools": pools, "layer": layer, "in": shape, "below": below})
-            pools, below = [], layer["shape"]
-        shape = layer["shape"]
-    return stages, Ws, bs
-
-
-# --- book/08_convolution.ipynb, cell 19 ---
-class ConvSNN(SNN):
-    """A spiking network of convolutional, pooling and fully connected layers, built from
-    the paper's notation (see parse_spec) and trained by STBP; chapter 8.
-
-    W[n], b[n]: the n-th layer of neurons; a convolution has W (C, k, k, C') and one bias
-    per map, X^{t,n} = W^n (*) Obar^{t,n-1} (on the maps padded by P zeros for a token
-    cCkpP); a fully connected layer has W (l(n), l(n-1)).
-    Poolings average the spikes below and hold no neurons. Other arguments as SNN.
+@layer_class("conv")         # what a token "cCk" or "cCkpP" builds
+class Conv(Dense):
+    """A convolutional layer of neurons (token cCk or cCkpP): c maps from k x k kernels,
+    stride 1, on the maps below padded by P zeros on each side. W (c, k, k, C) holds one
+    kernel per pair of maps, b (c,) one bias per map; maps are channel last, (R, H, W, C).
     """
 
-    def __init__(self, spec, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
-                 init="paper", **settings):
-        # SNN validates and stores the scalar settings (on a 1-1 stand-in network)
-        super().__init__([1, 1], tau=tau, v_th=v_th, surrogate=surrogate, dtype=dtype,
-                         seed=seed, init=init, **settings)
-        self.spec, self.layers = spec, parse_spec(spec)
-        rng, scheme = backend.default_rng(seed), inits.SCHEMES[init]
-        self.stages, self.W, self.b = _build_layers(self.layers, self.dtype, rng, scheme)
-        self.sizes = [math.prod(s) for s in [self.layers[0]["shape"]] + [
-            st["layer"]["shape"] for st in self.stages]]
+    def __init__(self, size, k, pad, in_shape, dtype, rng, scheme):
+        H, W, C = in_shape
+        self.k, self.pad, self.in_shape = k, pad, tuple(in_shape)
+        self.out_shape = (H + 2 * pad - k + 1, W + 2 * pad - k + 1, size)
+        kernels = scheme((size, k * k * C), rng).astype(dtype)    # one kernel per row
+        self.W = kernels.reshape(size, k, k, C)
+        self.b = backend.xp.zeros(size, dtype=dtype)
 
-    def forward(self, spikes):
-        """Run the network on input spikes (T, B, C H W) or (T, B, C, H, W); a Trace."""
-        return conv_forward(self, spikes)
+    def windows(self, A):
+        """The window rows of the maps A (R, H, W, C), padded: (R Ho Wo, k k C)."""
+        return backend.engine().im2col(pad_maps(A, self.pad), self.k)
 
-    def gradients(self, trace, targets, rule="exact"):
-        """[(dL/dW^n, dL/db^n)] for every layer of neurons; derived in chapter 8."""
-        return conv_gradients(self, trace, targets, rule)
+    def forward(self, A):
+        """X = W (*) A, eq-conv: one product of the window rows with the kernels."""
+        X = self.windows(A) @ self.W.reshape(len(self.W), -1).T   # (R Ho Wo, c)
+        return X.reshape(len(A), -1)
+
+    def bias(self):
+        """Each map's bias, for every one of its Ho Wo neurons."""
+        return backend.xp.tile(self.b, math.prod(self.out_shape[:2]))
+
+    def backward(self, P):
+        """eq-conv-back: each window row's error (the rows of P times the kernels), added
+        back where it was read (col2im) on the padded maps, their border cropped
+        (eq-pad-back)."""
+        c = len(self.W)
+        rows = P.reshape(-1, c) @ self.W.reshape(c, -1)            # (R Ho Wo, k k C)
+        H, W, C = self.in_shape
+        padded = (len(P), H + 2 * self.pad, W + 2 * self.pad, C)
+        return crop_maps(backend.engine().col2im(rows, padded, self.k), self.pad)
+
+    def grads(self, E, A):
+        """eq-conv-dw: dL/dW = E^T times the window rows of A, dL/db = E summed, over
+        all rows and positions (chapter 3's case 5 on window rows)."""
+        E2 = E.reshape(-1, len(self.W))                            # (R Ho Wo, c)
+        rows = self.windows(A).astype(E.dtype, copy=False)
+        return (E2.T @ rows).reshape(self.W.shape), E2.sum(axis=0)
 
     def __repr__(self):
-        return (f"SNN({self.spec!r}, tau={self.tau:g}, v_th={self.v_th:g}, "
-                f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r}, carry={self.carry!r})")
+        pad = f"p{self.pad}" if self.pad else ""
+        return f"Conv({self.out_shape[2]}C{self.k}{pad})"
 
 
-SNN.spec_class = ConvSNN           # SNN("28x28-15C5-...") builds this class
+@layer_class("pool")         # what a token "Pk" builds
+class Pool:
+    """k x k average pooling of the maps below (token Pk): no neurons, no parameters."""
+
+    neurons = False
+
+    def __init__(self, k, in_shape):
+        H, W, C = in_shape
+        self.k, self.in_shape, self.out_shape = k, tuple(in_shape), (H // k, W // k, C)
+
+    def forward(self, A):
+        """eq-pool on the maps A (R, H, W, C)."""
+        return pool_forward(A, self.k)
+
+    def backward(self, G):
+        """eq-pool-back: each input of a window gets 1/k^2 of the window's error."""
+        return pool_backward(G, self.k)
+
+    def __repr__(self):
+        return f"Pool({self.k})"
 
 
-# --- book/08_convolution.ipynb, cell 24 ---
-from stbp.backward import spatial_term, weight_grads
-
-
-def _weight_grads(net, n, E, A):
-    """eq-conv-dw: dL/dW^n[c, i, j, c'] = sum_{t,s,p,q} E^{t,n}[p, q, c]
-    Otilde^{t,n-1}[p + i, q + j, c'] and dL/db^n[c] = sum_{t,s,p,q} E^{t,n}[p, q, c]:
-    weight_grads on window rows of the padded maps Otilde (eq-pad)."""
-    W, layer = net.W[n], net.stages[n]["layer"]
-    if layer["kind"] == "dense":
-        return weight_grads(E, A)
-    T = E.shape[0]
-    rows = im2col(pad_maps(A, layer["pad"]), layer["k"])
-    dW, db = weight_grads(E.reshape(T, -1, W.shape[0]), rows.reshape(T, -1, W[0].size))
-    return dW.reshape(W.shape), db
-
-
-def _spatial_below(net, n, P):
-    """S^{t,n-1} from P^{t,n} (E, or the seed's Delta g'): through the weights
-    (eq-conv-back: window rows, then col2im onto the padded maps, whose border is
-    cropped, eq-pad-back) and back through each pooling (eq-pool-back)."""
-    stage, W = net.stages[n], net.W[n]
-    T, B = P.shape[:2]
-    if stage["layer"]["kind"] == "dense":
-        dA = spatial_term(P, W)                                          # (T, B, l)
-    else:
-        rows = spatial_term(P.reshape(T, -1, W.shape[0]), W.reshape(W.shape[0], -1))
-        k, p = stage["layer"]["k"], stage["layer"]["pad"]
-        H, W_in, C = stage["in"]
-        shape = (T * B, H + 2 * p, W_in + 2 * p, C)          # the padded maps
-        dA = crop_maps(col2im(rows.reshape(-1, W[0].size), shape, k), p)
-    if stage["pools"]:
-        dA = dA.reshape((T * B,) + stage["in"])
-        for k in reversed(stage["pools"]):
-            dA = pool_backward(dA, k)
-    return dA.reshape(T, B, -1)
-
-
-# --- book/08_convolution.ipynb, cell 26 ---
-from stbp.backward import RULES, layer_backward, output_delta
-
-
-def conv_gradients(net, trace, targets, rule="exact"):
-    """[(dL/dW^n, dL/db^n)] of net.loss(trace, targets), shaped like W and b: chapter 3's
-    recurrence per neuron, the spatial terms through convolutions and poolings."""
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    net.check_trace(trace)          # made by this network (or one of the same spikes)
-    rate = trace.o[-1].mean(axis=0, dtype=net.dtype)
-    Y = net._check("targets", targets, rate.shape)
-    spatial = backend.xp.broadcast_to(output_delta(Y, rate, trace.o[0].shape[0]), trace.o[-1].shape)
-    grads = [None] * len(net.W)
-    for n in range(len(net.W) - 1, -1, -1):
-        E, P, _ = layer_backward(spatial, trace.u[n], trace.o[n + 1], net, rule)
-        grads[n] = _weight_grads(net, n, E, _stage_input(net, n, trace.o[n]))
-        if n > 0:
-            spatial = _spatial_below(net, n, P)
-    return grads
-
-
-__all__ = ["parse_spec", "im2col", "col2im", "pad_maps", "crop_maps", "pool_forward", "pool_backward", "conv_forward", "ConvSNN", "conv_gradients"]
+__all__ = ["im2col", "col2im", "pad_maps", "crop_maps", "pool_forward", "pool_backward", "Conv", "Pool"]

@@ -8,15 +8,16 @@
 import numbers
 
 from stbp import backend, checks
+from stbp.engine import array_code
 
 
 def bernoulli(x, T, rng=None, dtype="float32"):
-    """Rate-encode intensities x in [0, 1] as spikes of shape (T, *x.shape), P(spike) = x.
+    """Rate-encode intensities x in [0, 1] as spikes of shape (T, *x.shape), P(spike) =
+    x.
 
     ``rng`` is a generator of the selected backend (``backend.default_rng(seed)``) or a
     seed; the same seed gives the same spikes. x: integers or float16/32/64 numbers;
-    dtype: the spikes' type, "float32" or "float64".
-    """
+    dtype: the spikes' type, "float32" or "float64"."""
     xp = backend.xp
     T, dtype = checks.positive_int("T", T), checks.dtype_name(dtype)
     try:
@@ -25,8 +26,8 @@ def bernoulli(x, T, rng=None, dtype="float32"):
         raise checks.ArgumentError(f"x must be an array of intensities in [0, 1]; got "
                                    f"{type(x).__name__} ({exc})") from None
     if x.dtype.kind not in "iuf" or x.dtype.itemsize > 8:
-        raise checks.ArgumentError(f"x must be real numbers in [0, 1] (integers or float16, "
-                                   f"float32, float64), got dtype {x.dtype}")
+        raise checks.ArgumentError(f"x must be real numbers in [0, 1] (integers or "
+                                   f"float16, float32, float64), got dtype {x.dtype}")
     if x.dtype.kind == "f" and bool(xp.isnan(x).any()):
         raise ValueError("x contains NaN; expected intensities in [0, 1]")
     if x.size and not bool(xp.all((x >= 0) & (x <= 1))):
@@ -37,15 +38,19 @@ def bernoulli(x, T, rng=None, dtype="float32"):
     if rng is None or isinstance(rng, numbers.Integral):
         rng = backend.default_rng(checks.seed(rng, "rng"))
     elif not callable(getattr(rng, "random", None)):
-        raise TypeError(f"rng must be a generator (backend.default_rng(seed)) or a seed; "
-                        f"got rng = {rng!r}")
+        raise TypeError(f"rng must be a generator (backend.default_rng(seed)) or a "
+                        f"seed; got rng = {rng!r}")
     checks.fits_memory("T", T, T * x.size * (4 + xp.dtype(dtype).itemsize),
                        f"the spikes of {x.size} intensities")
     R = rng.random((int(T),) + x.shape, dtype=xp.float32)
-    fused = backend.fused_op("bernoulli")
-    if fused is not None:                  # compare and cast in one pass (chapter 7)
-        return fused(R, x, dtype)
+    # array code, or chapter 7's kernel
+    return backend.engine().spikes_below(R, x, dtype)
+
+
+@array_code
+def spikes_below(R, x, dtype):
+    """1 where the uniform draw R^t is below x, else 0, in dtype: spikes with P = x."""
     return (R < x).astype(dtype)
 
 
-__all__ = ["bernoulli"]
+__all__ = ["bernoulli", "spikes_below"]

@@ -51,6 +51,12 @@ VARIABLES = {
     "STBP_REQUIRE_GPU": ("tests (tests/conftest.py), set by tools/gpu_check.sh",
                          "boolean, default off: on, a GPU test fails instead of being "
                          "skipped where CuPy sees no working device"),
+    "STBP_MUTATE_ROOT": ("tools/mutate.py (set by it for its test runs)",
+                         "the temporary copy of the repository that a mutation runs in"),
+    "STBP_MUTATE_SELECT": ("tools/mutate.py (set by it for its test runs)",
+                           "the tests a mutation runs, as a JSON list of patterns"),
+    "STBP_MUTATE_OUT": ("tools/mutate.py (set by it for its test runs)",
+                        "the file where a mutation's test run writes its outcome"),
     "STBP_MATHJAX": ("tools/screenshot.py",
                      "a folder for the local MathJax copy, default "
                      "`~/.cache/stbp-tools/mathjax`"),

@@ -10,7 +10,8 @@ from stbp import backend
 
 def numerical_gradients(net, spikes, targets, h=3e-5, params=None):
     """Central finite differences of net.loss(net.forward(spikes), targets) for every
-    entry of the parameters named in ``params`` (default: all, "W0", "b0", "W1", ...)."""
+    entry of the parameters named in ``params`` (default: all, "W0", "b0", "W1", ...).
+    """
     names = params or [f"{p}{k}" for k in range(len(net.W)) for p in ("W", "b")]
     out = {}
     for name in names:
@@ -30,12 +31,13 @@ def numerical_gradients(net, spikes, targets, h=3e-5, params=None):
 
 
 # --- book/03_backprop.ipynb, cell 28 ---
-def check_gradients(net, spikes, targets, rule="exact", h=3e-5, floor=1e-8, params=None):
-    """Compare net.gradients(...) with finite differences; return {name: max relative error}.
+def check_gradients(net, spikes, targets, rule="exact", h=3e-5, floor=1e-8,
+                    params=None):
+    """Compare net.gradients(...) with finite differences; return {name: max relative
+    error}.
 
-    The network must be float64. The relative error of an entry is
-    |analytic - numeric| / max(|analytic|, |numeric|, floor).
-    """
+    The network must be float64. The relative error of an entry is |analytic - numeric|
+    / max(|analytic|, |numeric|, floor)."""
     if net.dtype != backend.xp.float64:
         raise ValueError(f"gradient checks need a float64 network, got {net.dtype}")
     grads = net.gradients(net.forward(spikes), targets, rule=rule)

@@ -5,35 +5,37 @@
 
 
 # --- book/02_network.ipynb, cell 7 ---
+import math
 from dataclasses import dataclass
 
 from stbp import backend, checks
 from stbp import init as inits
+from stbp.engine import array_code
 from stbp.neuron import CARRIES, ON_SPIKES, same_on_spikes
+from stbp.spec import build, layer_class, parse_spec, spec_of
 from stbp.surrogates import Rectangular, Surrogate
 
 
 @dataclass
 class Trace:
     """Everything the forward pass computed: o[n] = O^{.,n} (o[0] is the input) and
-    u[n-1] = U^{.,n}, each of shape (T, B, sizes[n]); 0/1 spikes are stored as bool.
-    made_by: the settings of the network that made it (SNN.settings()), which the
-    backward pass checks."""
+    u[n-1] = U^{.,n}, each of shape (T, B, l(n)), for the input and each layer of
+    neurons; 0/1 spikes are stored as bool. made_by: the description of the network that
+    made it (SNN.description()), which the backward pass checks."""
     u: list
     o: list
     made_by: dict = None
 
 
+@array_code                 # the array engine's layer_forward (stbp.engine)
 def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
-    """Run one layer over all steps: U^t = U^{t-1} * f(O^{t-1}) + X^t + b, O^t = g(U^t - v_th).
+    """Run one layer over all steps: U^t = U^{t-1} f(O^{t-1}) + X^t + b, O^t = g(U^t -
+    v_th).
 
     X has shape (T, B, n) and is overwritten: its memory becomes U. Returns U and O of
     the same shape (U^0 = 0). carry names f (chapter 1's CARRIES); on 0/1 spikes it is
     evaluated in its affine form (ON_SPIKES), the same numbers without an exponential.
     """
-    fused = backend.fused_for(surrogate)
-    if fused is not None:                  # all T steps in one kernel (chapter 7)
-        return fused.layer_forward(X, b, tau, v_th, surrogate, carry)
     carry = (ON_SPIKES if surrogate.binary else CARRIES)[carry][0]
     U = X
     U += b
@@ -46,173 +48,177 @@ def layer_forward(X, b, tau, v_th, surrogate, carry="exp"):
 
 
 # --- book/02_network.ipynb, cell 9 ---
-def _surrogate(s):
-    if isinstance(s, type):
-        raise TypeError(f"surrogate must be an instance such as {s.__name__}(1.0), not the "
-                        f"class {s.__name__}")
-    if not isinstance(s, Surrogate):
-        raise TypeError(f"surrogate must be a Surrogate such as Rectangular(1.0) "
-                        f"(stbp.surrogates.CURVES maps names to classes); got {s!r}")
-    return s
+@layer_class("dense")        # what a token "n" of a spec builds (stbp.spec)
+class Dense:
+    """A fully connected layer of neurons: the sheet's W^n (m, l) and b^n (m,).
+
+    Each method works on the rows of a batch, all T B of them at once: A (R, ...) holds
+    the l numbers that a row's layer below sent (spikes, or the averages of chapter 8's
+    pooling), P and E (R, m) the errors of chapter 3.
+    """
+
+    neurons = True        # a layer of neurons (chapter 8's pooling has none)
+
+    def __init__(self, size, in_shape, dtype, rng, scheme):
+        self.in_shape, self.out_shape = tuple(in_shape), (size,)
+        self.W = scheme((size, math.prod(in_shape)), rng).astype(dtype)
+        self.b = backend.xp.zeros(size, dtype=dtype)
+
+    def forward(self, A):
+        """X = A W^T: the input of every neuron in every row, eq-input."""
+        return A.reshape(len(A), -1) @ self.W.T
+
+    def bias(self):
+        """The bias of each of the layer's neurons."""
+        return self.b
+
+    def backward(self, P):
+        """P W: what the errors P (R, m) send to the layer below (chapter 3, case 2),
+        shaped like the layer's input."""
+        return (P @ self.W).reshape((len(P),) + self.in_shape)
+
+    def grads(self, E, A):
+        """dL/dW = E^T A and dL/db = the column sums of E, over all rows (chapter 3,
+        case 5): E (R, m), A the layer's input."""
+        A = A.reshape(len(A), -1).astype(E.dtype, copy=False)   # spikes may be bool
+        return E.T @ A, E.sum(axis=0)
+
+    def __repr__(self):
+        return f"Dense({self.out_shape[0]})"
 
 
-# --- book/02_network.ipynb, cell 10 ---
-class _Checks:
-    """Argument checks of SNN: arrays named in every error, traces from this network."""
+# --- book/02_network.ipynb, cell 11 ---
+class SNN:
+    """A spiking network trained by STBP: a list of layers, run by one forward loop here
+    and one backward loop (chapter 3).
 
-    def _check(self, name, a, shape):
-        """Return a as a backend array of the model dtype, or raise a ValueError (TypeError)
-        naming it: real numbers of the given shape; "spikes" 0 or 1 (in [0, 1] for a
-        network whose outputs are real, a smooth surrogate's), anything else in [0, 1]."""
-        xp = backend.xp
-        try:
-            a = backend.asarray(a)
-        except (TypeError, ValueError) as exc:
-            raise checks.ArgumentError(f"{name} must be an array of real numbers; got "
-                                       f"{type(a).__name__} ({exc})") from None
-        if a.dtype.kind not in "biuf":
-            raise checks.ArgumentError(f"{name} must be real numbers; got dtype {a.dtype}")
-        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
-            want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
-            raise ValueError(f"{name} must have shape {want}; got shape {tuple(a.shape)}")
-        if a.dtype.kind == "b":                     # 0/1 already
-            return a.astype(self.dtype)
-        if name == "spikes" and self.surrogate.binary:
-            if not bool(((a == 0) | (a == 1)).all()):   # one pass; refuses NaN too
-                bad = a[(a != 0) & (a != 1)].ravel()[:1]
-                if not bool(xp.isfinite(bad).all()):
-                    raise ValueError(f"{name} contains NaN or infinite values")
-                raise ValueError(f"{name} must be 0 or 1 (this network's neurons spike); "
-                                 f"found {bad[0].item()!r} (rate-encode intensities in [0, 1] "
-                                 f"with stbp.encode.bernoulli; scale uint8 images by 1/255 "
-                                 f"first)")
-        elif not bool(xp.isfinite(a).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        elif a.size and not (a.min().item() >= 0 and a.max().item() <= 1):
-            raise ValueError(f"{name} must lie in [0, 1]; got values from {a.min().item()!r} "
-                             f"to {a.max().item()!r}")
-        return a.astype(self.dtype, copy=False)
+    spec: the layers, as widths [l(0), ..., l(N)] (integers >= 1) or as a string in the
+    paper's notation, "784-800-10", or with chapter 8's convolutions and poolings,
+    "28x28-15C5-P2-40C5-P2-300-10" (stbp.spec); tau: the leak f(0), in (0, 1]; v_th:
+    the threshold, > 0; surrogate: a Surrogate instance, the spike function and its
+    stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64"; seed:
+    None or an integer >= 0, seeds the initialisation; init: "paper" (U[-1, 1], rows
+    normalised) or "fan_in"; carry: the carry function f, "exp" (the sheet's),
+    "linear" (chapter 1; the same spikes, another f' for the gradient) or "reset" (the
+    authors' code's tau (1 - o): a reset to exactly 0).
+    """
 
-    def _check_arrays(self):
-        for k, (W, b) in enumerate(zip(self.W, self.b)):
-            checks.on_backend(f"W[{k}]", W), checks.on_backend(f"b[{k}]", b)
+    def __init__(self, spec, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
+                 init="paper", carry="exp"):
+        self.spec = spec if isinstance(spec, str) else spec_of(spec)
+        tokens = parse_spec(self.spec)
+        self.tau = checks.real("tau", tau, low=0.0, high=1.0)   # (0, 1]: a leak factor
+        self.v_th = checks.positive("v_th", v_th)
+        self.dtype = backend.xp.dtype(checks.dtype_name(dtype))
+        self.carry = checks.choice("carry", carry, CARRIES)
+        scheme = inits.SCHEMES[checks.choice("init", init, inits.SCHEMES)]
+        self.surrogate = Rectangular(1.0) if surrogate is None else checks.surrogate(
+            surrogate, Surrogate)
+        rng = backend.default_rng(checks.seed(seed))
+        self.input_shape = tokens[0]["shape"]
+        self.layers = build(tokens, self.dtype, rng, scheme)
+        self.sizes = [math.prod(self.input_shape)] + [
+            math.prod(layer.out_shape) for layer in self.layers if layer.neurons]
+
+    @property
+    def W(self):
+        """The weights W^1..W^N of the layers of neurons (the arrays themselves)."""
+        return [layer.W for layer in self.layers if layer.neurons]
+
+    @property
+    def b(self):
+        """The biases b^1..b^N of the layers of neurons."""
+        return [layer.b for layer in self.layers if layer.neurons]
+
+    def parameters(self):
+        """[W^1, b^1, ..., W^N, b^N]: the order of the gradients of SNN.gradients."""
+        return [p for layer in self.layers if layer.neurons for p in (layer.W, layer.b)]
+
+    def description(self):
+        """The network in one dict: what a Trace records, a checkpoint stores, and a
+        trace or a checkpoint must match."""
+        return {"spec": self.spec, "sizes": list(self.sizes), "tau": self.tau,
+                "v_th": self.v_th, "carry": self.carry, "dtype": self.dtype.name,
+                "surrogate": {"name": type(self.surrogate).__name__,
+                              "a": self.surrogate.a}}
 
     def check_trace(self, trace, finite=True):
-        """Refuse a trace made by a network with other settings, or that holds NaN or
-        infinite values (checked unless finite=False). The carry is recorded but may differ
-        from this network's if both give the same spikes ("exp" and "linear", not "reset"):
-        it chooses which extension of f the backward pass differentiates, and chapter 3
-        compares the choices on one forward pass."""
-        self._check_arrays()
-        if not isinstance(trace, Trace):
-            raise TypeError(f"trace must be a Trace from SNN.forward; got {type(trace).__name__}")
-        theirs = trace.made_by or {}
-        differ = [f"{k} {theirs.get(k)!r} (this network: {v!r})"
-                  for k, v in self.settings().items() if theirs.get(k) != v and not (
-                      k == "carry" and theirs.get(k) in CARRIES
-                      and same_on_spikes(theirs.get(k), v, self.tau))]
-        if differ:
-            raise ValueError("trace was made by another network: " + "; ".join(differ))
-        for n, U in enumerate(trace.u):
-            checks.on_backend(f"trace.u[{n}]", U)
-            if finite and not bool(backend.xp.isfinite(U).all()):
-                raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
+        """Refuse a trace made by another network, or one holding NaN (stbp.checks)."""
+        same = lambda carry: (carry in CARRIES                      # noqa: E731
+                              and same_on_spikes(carry, self.carry, self.tau))
+        checks.trace(self, trace, Trace, same, finite)
 
-
-# --- book/02_network.ipynb, cell 12 ---
-class _Run(_Checks):
-    """What SNN computes: the forward pass, the loss, the prediction and (chapter 3) the gradients."""
+    def rows(self, O, n):
+        """The spikes O (T, B, l(n)) of layer n (n = 0: the input) as the rows that the
+        layer above reads, (T B, *shape), in the model's dtype. An input of maps
+        (H, W, C) comes channel first, (C, H, W), and is turned channel last."""
+        T, B = O.shape[:2]
+        A = O.astype(self.dtype, copy=False)
+        if n == 0 and len(self.input_shape) == 3:
+            H, W, C = self.input_shape
+            return A.reshape(T * B, C, H, W).transpose(0, 2, 3, 1)
+        shape = self.input_shape if n == 0 else [
+            layer for layer in self.layers if layer.neurons][n - 1].out_shape
+        return A.reshape((T * B,) + tuple(shape))
 
     def forward(self, spikes):
-        """Run the network on input spikes of shape (T, B, sizes[0]); return a Trace."""
-        self._check_arrays()
-        o = [self._check("spikes", spikes, (None, None, self.sizes[0]))]
-        T, B, _ = o[0].shape
-        if T == 0 or B == 0:
-            raise ValueError(f"spikes must hold at least 1 time step and 1 sample; got shape "
-                             f"(T, B, n) = {tuple(o[0].shape)}")
-        u, below = [], o[0]
-        for W, b in zip(self.W, self.b):
-            X = (below.reshape(T * B, -1) @ W.T).reshape(T, B, -1)  # X^{t,n} = W^n O^{t,n-1}, all t
-            U, below = layer_forward(X, b, self.tau, self.v_th, self.surrogate, self.carry)
+        """Run the network on input spikes (T, B, l(0)) (or (T, B, C, H, W) for maps);
+        return a Trace."""
+        checks.network_parameters(self)
+        o = [self._input(spikes)]
+        T, B = o[0].shape[:2]
+        # the array code, or chapter 7's kernels
+        engine = backend.engine(self.surrogate)
+        A, u = self.rows(o[0], 0), []
+        for layer in self.layers:
+            if not layer.neurons:                  # chapter 8's pooling: no neurons
+                A = layer.forward(A)
+                continue
+            X = layer.forward(A).reshape(T, B, -1)  # X^{t,n} for every t at once
+            U, O = engine.layer_forward(X, layer.bias(), self.tau, self.v_th,
+                                        self.surrogate, self.carry)
             u.append(U)
-            o.append(below.astype(bool) if self.surrogate.binary else below)
-        return Trace(u=u, o=o, made_by=self.settings())
+            o.append(O.astype(bool) if self.surrogate.binary else O)
+            A = O.reshape((T * B,) + layer.out_shape)
+        return Trace(u=u, o=o, made_by=self.description())
+
+    def _input(self, spikes):
+        try:
+            a = backend.asarray(spikes)
+        except (TypeError, ValueError) as exc:
+            raise checks.ArgumentError(f"spikes must be an array of real numbers; got "
+                                       f"{type(spikes).__name__} ({exc})") from None
+        if a.ndim == 5 and len(self.input_shape) == 3:     # (T, B, C, H, W)
+            H, W, C = self.input_shape
+            a = checks.network_array(self, "spikes", a, (None, None, C, H, W))
+            a = a.reshape(a.shape[:2] + (-1,))
+        a = checks.network_array(self, "spikes", a, (None, None, self.sizes[0]))
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            raise ValueError(f"spikes must hold at least 1 time step and 1 sample; got "
+                             f"shape (T, B, n) = {tuple(a.shape)}")
+        return a
 
     def loss(self, trace, targets):
-        """L = 1/(2B) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets (B, sizes[-1])."""
+        """L = 1/(2B) sum_s || y_s - (1/T) sum_t o_s^{t,N} ||^2 for one-hot targets
+        (B, l(N))."""
         self.check_trace(trace, finite=False)    # the loss reads only the output spikes
         rate = trace.o[-1].mean(axis=0, dtype=self.dtype)
-        Y = self._check("targets", targets, rate.shape)
+        Y = checks.network_array(self, "targets", targets, rate.shape)
         return float(((Y - rate) ** 2).sum() / (2 * Y.shape[0]))
 
     def predict(self, spikes):
-        """Output firing rates (1/T) sum_t O^{t,N}, of shape (B, sizes[-1])."""
+        """Output firing rates (1/T) sum_t O^{t,N}, of shape (B, l(N))."""
         return self.forward(spikes).o[-1].mean(axis=0, dtype=self.dtype)
 
-    def gradients(self, trace, targets, rule="exact"):
-        """[(dL/dW^n, dL/db^n)] for every layer; derived and coded in chapter 3."""
+    def gradients(self, trace, targets, rule="exact", keep=False):
+        """[(dL/dW^n, dL/db^n)] for every layer of neurons; derived in chapter 3."""
         from stbp.backward import gradients
-        return gradients(self, trace, targets, rule)
-
-
-# --- book/02_network.ipynb, cell 14 ---
-class _FromSpec:
-    """SNN(spec string) builds chapter 8's convolutional network instead."""
-
-    #: the class that a spec string builds: chapter 8's ConvSNN registers itself here, so
-    #: that this module need not import it (stbp.conv builds on this one)
-    spec_class = None
-
-    def __new__(cls, sizes=None, *args, **kwargs):
-        if cls is SNN and isinstance(sizes, str):     # a spec string: chapter 8's network
-            if SNN.spec_class is None:
-                raise ValueError(f"sizes {sizes!r} is a spec string, which needs stbp.conv "
-                                 "(import stbp, or stbp.conv)")
-            cls = SNN.spec_class
-        return super().__new__(cls)
-
-
-# --- book/02_network.ipynb, cell 15 ---
-class SNN(_Run, _FromSpec):
-    """A fully connected spiking network trained by STBP.
-
-    sizes: layer widths [l(0), ..., l(N)] (integers >= 1); tau: decay factor f(0), in
-    (0, 1]; v_th: threshold > 0; surrogate: a Surrogate instance, the spike function and
-    its stand-in derivative (default Rectangular(1)); dtype: "float32" or "float64" (or
-    np.float32, np.float64); seed: None or an integer >= 0, seeds the initialisation;
-    init: "paper" (U[-1,1], rows normalised) or "fan_in"; carry: the carry function f,
-    "exp" (the equations sheet's), "linear" (chapter 1; same spikes, another f' for the
-    gradient) or "reset" (the authors' code's tau (1 - o): a reset to exactly 0).
-    A spec string in the paper's notation instead of sizes, e.g. "28x28-15C5-P2-40C5-P2-300-10",
-    builds the convolutional network of chapter 8 (stbp.conv.ConvSNN).
-    """
-
-    def __init__(self, sizes, *, tau, v_th, surrogate=None, dtype="float32", seed=None,
-                 init="paper", carry="exp"):
-        xp = backend.xp
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
-            raise ValueError(f"sizes must list at least 2 layer widths; got sizes = {sizes!r}")
-        self.sizes = [checks.positive_int(f"sizes[{k}]", s) for k, s in enumerate(sizes)]
-        self.tau = checks.real("tau", tau, low=0.0, high=1.0)   # (0, 1]: a leak factor
-        self.v_th = checks.positive("v_th", v_th)
-        self.dtype = xp.dtype(checks.dtype_name(dtype))
-        self.carry = checks.choice("carry", carry, CARRIES)
-        scheme = inits.SCHEMES[checks.choice("init", init, inits.SCHEMES)]
-        self.surrogate = Rectangular(1.0) if surrogate is None else _surrogate(surrogate)
-        rng = backend.default_rng(checks.seed(seed))
-        self.W = [scheme((m, n), rng).astype(self.dtype) for n, m in zip(self.sizes, self.sizes[1:])]
-        self.b = [xp.zeros(m, dtype=self.dtype) for m in self.sizes[1:]]
-
-    def settings(self):
-        """What a Trace records of the network that made it."""
-        return {"sizes": list(self.sizes), "tau": self.tau, "v_th": self.v_th,
-                "surrogate": (type(self.surrogate).__name__, self.surrogate.a),
-                "carry": self.carry, "dtype": self.dtype.name}
+        return gradients(self, trace, targets, rule, keep)
 
     def __repr__(self):
-        return (f"SNN({self.sizes}, tau={self.tau:g}, v_th={self.v_th:g}, "
-                f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r}, carry={self.carry!r})")
+        return (f"SNN({self.spec!r}, tau={self.tau:g}, v_th={self.v_th:g}, "
+                f"surrogate={self.surrogate!r}, dtype={self.dtype.name!r}, "
+                f"carry={self.carry!r})")
 
 
-__all__ = ["Trace", "layer_forward", "SNN"]
+__all__ = ["Trace", "layer_forward", "Dense", "SNN"]

@@ -10,7 +10,8 @@ from stbp import backend
 
 # --- book/01_neuron.ipynb, cell 3 ---
 def f(o, tau):
-    """Carry factor f(o) = tau * exp(-o / tau): the leak tau for o = 0, ~0 (a reset) for o = 1."""
+    """Carry factor f(o) = tau * exp(-o / tau): the leak tau for o = 0, ~0 (a reset) for
+    o = 1."""
     return tau * backend.xp.exp(-o / tau)
 
 
@@ -35,13 +36,14 @@ def df01(o, tau):
 
 # --- book/01_neuron.ipynb, cell 6 ---
 def df_linear(o, tau):
-    """Slope of the linear carry f01: f'(o) = tau exp(-1/tau) - tau for every o (shaped like o)."""
+    """Slope of the linear carry f01: f'(o) = tau exp(-1/tau) - tau for every o (shaped
+    like o)."""
     return (tau * math.exp(-1.0 / tau) - tau) + 0 * o
 
 
 def f_reset(o, tau):
-    """The authors' carry f(o) = tau (1 - o): the leak tau for o = 0, a reset to exactly 0
-    for o = 1. Computed as tau - tau o, the chord's form with slope -tau."""
+    """The authors' carry f(o) = tau (1 - o): the leak tau for o = 0, a reset to exactly
+    0 for o = 1. Computed as tau - tau o, the chord's form with slope -tau."""
     return tau - tau * o
 
 
@@ -53,14 +55,15 @@ def df_reset(o, tau):
 #: carry name -> (f, f') as functions of (o, tau)
 CARRIES = {"exp": (f, df), "linear": (f01, df_linear), "reset": (f_reset, df_reset)}
 #: carry name -> (f, f') on 0/1 spikes: affine forms equal to CARRIES at o = 0 and o = 1
-ON_SPIKES = {"exp": (f01, df01), "linear": (f01, df_linear), "reset": (f_reset, df_reset)}
+ON_SPIKES = {"exp": (f01, df01), "linear": (f01, df_linear),
+             "reset": (f_reset, df_reset)}
 
 
 def same_on_spikes(carry_a, carry_b, tau):
-    """Whether two carries take the same values f(0) and f(1), so that a network gives the
-    same spikes with either (true of "exp" and "linear"; "reset" has f(1) = 0)."""
-    return all(float(ON_SPIKES[carry_a][0](o, tau)) == float(ON_SPIKES[carry_b][0](o, tau))
-               for o in (0.0, 1.0))
+    """Whether two carries take the same values f(0) and f(1), so that a network gives
+    the same spikes with either (true of "exp" and "linear"; "reset" has f(1) = 0)."""
+    f_a, f_b = ON_SPIKES[carry_a][0], ON_SPIKES[carry_b][0]
+    return all(float(f_a(o, tau)) == float(f_b(o, tau)) for o in (0.0, 1.0))
 
 
 # --- book/01_neuron.ipynb, cell 11 ---

@@ -6,6 +6,7 @@
 
 # --- book/05_training.ipynb, cell 1 ---
 from stbp import backend, checks
+from stbp.engine import array_code
 
 
 class _Optimizer:
@@ -21,16 +22,47 @@ class _Optimizer:
         self._lr = checks.real("lr", value, low=0.0, low_open=False)   # [0, inf)
 
     def _moment(self, state, key, i):
-        """state[key], a finite array shaped and typed as parameter i, on the backend."""
+        """state[key], a finite array shaped and typed as parameter i, on the backend.
+        """
         if key not in state:
             raise ValueError(f"the optimiser state lacks {key!r}")
         a, p = backend.asarray(state[key]), self.params[i]
         if a.shape != p.shape or a.dtype != p.dtype:
-            raise ValueError(f"{key} must have shape {tuple(p.shape)} and dtype {p.dtype} "
-                             f"(parameter {i}); got {tuple(a.shape)} {a.dtype}")
+            raise ValueError(f"{key} must have shape {tuple(p.shape)} and dtype "
+                             f"{p.dtype} (parameter {i}); got {tuple(a.shape)} "
+                             f"{a.dtype}")
         if not bool(backend.xp.isfinite(a).all()):
             raise ValueError(f"{key} contains NaN or infinite values")
         return a
+
+    def _check_grads(self, grads):
+        """grads flattened to one array per parameter, in the order of params (the order
+        of SNN.parameters() and of SNN.gradients' pairs), each of its parameter's shape
+        and dtype, on the backend; else a ValueError (TypeError) before any update."""
+        try:
+            flat = [g for pair in grads for g in pair] if all(
+                isinstance(pair, (tuple, list)) for pair in grads) else list(grads)
+        except TypeError:
+            raise TypeError(f"grads must be a list of arrays or of (dW, db) pairs; got "
+                            f"{type(grads).__name__}") from None
+        if len(flat) != len(self.params):
+            raise ValueError(f"grads must hold {len(self.params)} arrays, one per "
+                             f"parameter; got {len(flat)}")
+        for i, (g, p) in enumerate(zip(flat, self.params)):
+            checks.on_backend(f"grads[{i}]", g)
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise ValueError(f"grads[{i}] must have shape {tuple(p.shape)} and "
+                                 f"dtype {p.dtype} (parameter {i}); got "
+                                 f"{tuple(g.shape)} {g.dtype}")
+        return flat
+
+
+@array_code
+def sgd_update(p, v, g, lr, momentum):
+    """v <- momentum v + g, then p <- p - lr v, in place."""
+    v *= momentum
+    v += g
+    p -= lr * v
 
 
 class SGD(_Optimizer):
@@ -44,21 +76,21 @@ class SGD(_Optimizer):
         self.v = [backend.xp.zeros_like(p) for p in self.params]
 
     def step(self, grads):
-        fused = backend.fused_op("sgd")
+        """One update of every parameter by its gradient: grads as SNN.gradients
+        returns them, or one array per parameter in the order of params."""
+        grads = self._check_grads(grads)
+        update = backend.engine().sgd_update    # the array code, or chapter 7's kernel
         for p, v, g in zip(self.params, self.v, grads):
-            if fused is not None:              # one pass per parameter (chapter 7)
-                fused(p, v, g, self.lr, self.momentum)
-                continue
-            v *= self.momentum
-            v += g
-            p -= self.lr * v
+            update(p, v, g, self.lr, self.momentum)
 
     def state(self):
         return {f"v{i}": v for i, v in enumerate(self.v)}
 
     def check_state(self, state):
-        """state (of state()) checked: one finite velocity per parameter, of its shape."""
-        return {f"v{i}": self._moment(state, f"v{i}", i) for i in range(len(self.params))}
+        """state (of state()) checked: one finite velocity per parameter, of its shape.
+        """
+        return {f"v{i}": self._moment(state, f"v{i}", i)
+                for i in range(len(self.params))}
 
     def load_state(self, state):
         state = self.check_state(state)
@@ -66,45 +98,55 @@ class SGD(_Optimizer):
 
 
 # --- book/05_training.ipynb, cell 2 ---
+@array_code
+def adam_update(p, m, s, g, lr, beta1, beta2, eps, k):
+    """Adam's k-th update of p in place (eq-adam): m and s the moments, c1 and c2 the
+    bias corrections, p <- p - lr/c1 m / (sqrt(s / c2) + eps)."""
+    xp = backend.xp
+    c1, c2 = 1 - beta1 ** k, 1 - beta2 ** k
+    tmp = g * (1 - beta1)                   # one scratch array, the rest in place
+    m *= beta1
+    m += tmp
+    xp.multiply(g, g, out=tmp)
+    tmp *= 1 - beta2
+    s *= beta2
+    s += tmp
+    xp.sqrt(s, out=tmp)                     # sqrt(s / c2) + eps
+    tmp *= 1 / c2 ** 0.5
+    tmp += eps
+    xp.divide(m, tmp, out=tmp)
+    tmp *= lr / c1
+    p -= tmp
+
+
 class Adam(_Optimizer):
     """Adam with bias correction (Kingma and Ba 2015), updating the parameters in place.
-    lr >= 0, betas in [0, 1) (at 1 the bias correction divides by 0) and eps >= 0, finite."""
+    lr >= 0, betas in [0, 1) (at 1 the bias correction divides by 0) and eps >= 0,
+    finite."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
         self.params, self.lr = list(params), lr
         self.eps = checks.real("eps", eps, low=0.0, low_open=False)
-        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
-            raise checks.ArgumentError(f"betas must be a pair (beta1, beta2); got betas = "
-                                       f"{betas!r}")
-        self.beta1, self.beta2 = (checks.real(f"betas[{i}]", b, 0.0, 1.0, low_open=False,
-                                              high_open=True) for i, b in enumerate(betas))
+        if (isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__")
+                or len(betas) != 2):
+            raise checks.ArgumentError(f"betas must be a pair (beta1, beta2); got "
+                                       f"betas = {betas!r}")
+        self.beta1, self.beta2 = (
+            checks.real(f"betas[{i}]", b, 0.0, 1.0, low_open=False, high_open=True)
+            for i, b in enumerate(betas))
         xp = backend.xp
         self.m = [xp.zeros_like(p) for p in self.params]
         self.s = [xp.zeros_like(p) for p in self.params]
         self.k = 0
 
     def step(self, grads):
-        xp = backend.xp
+        """One update of every parameter by its gradient: grads as SNN.gradients
+        returns them, or one array per parameter in the order of params."""
+        grads = self._check_grads(grads)
         self.k += 1
-        c1, c2 = 1 - self.beta1 ** self.k, 1 - self.beta2 ** self.k
-        fused = backend.fused_op("adam")
+        update = backend.engine().adam_update   # the array code, or chapter 7's kernel
         for p, m, s, g in zip(self.params, self.m, self.s, grads):
-            if fused is not None:              # one pass per parameter (chapter 7)
-                fused(p, m, s, g, self.lr, self.beta1, self.beta2, self.eps, self.k)
-                continue
-            tmp = g * (1 - self.beta1)          # one scratch array, the rest in place
-            m *= self.beta1
-            m += tmp
-            xp.multiply(g, g, out=tmp)
-            tmp *= 1 - self.beta2
-            s *= self.beta2
-            s += tmp
-            xp.sqrt(s, out=tmp)                 # sqrt(s / c2) + eps
-            tmp *= 1 / c2 ** 0.5
-            tmp += self.eps
-            xp.divide(m, tmp, out=tmp)
-            tmp *= self.lr / c1
-            p -= tmp
+            update(p, m, s, g, self.lr, self.beta1, self.beta2, self.eps, self.k)
 
     def state(self):
         out = {"k": backend.xp.asarray(self.k)}
@@ -122,7 +164,8 @@ class Adam(_Optimizer):
                              f"{state.get('k')!r}")
         out = {"k": k}
         for i in range(len(self.params)):
-            out[f"m{i}"], out[f"s{i}"] = (self._moment(state, f"{c}{i}", i) for c in "ms")
+            out[f"m{i}"], out[f"s{i}"] = (self._moment(state, f"{c}{i}", i)
+                                          for c in "ms")
             if bool((out[f"s{i}"] < 0).any()):
                 raise ValueError(f"s{i}, a second moment, holds negative values")
         return out
@@ -136,12 +179,14 @@ class Adam(_Optimizer):
 
 # --- book/05_training.ipynb, cell 3 ---
 def step_decay(lr0, epoch, every=40, factor=0.1):
-    """Learning rate of epoch (0-based): lr0 * factor ** (epoch // every), as in the authors' code.
-    lr0 and factor are finite numbers >= 0, epoch an integer >= 0, every an integer >= 1."""
+    """Learning rate of epoch (0-based): lr0 * factor ** (epoch // every), as in the
+    authors' code. lr0 and factor are finite numbers >= 0, epoch an integer >= 0, every
+    an integer >= 1."""
     checks.real("lr0", lr0, low=0.0, low_open=False)
     checks.real("factor", factor, low=0.0, low_open=False)
-    epoch, every = checks.integer("epoch", epoch, 0), checks.positive_int("every", every)
+    epoch = checks.integer("epoch", epoch, 0)
+    every = checks.positive_int("every", every)
     return lr0 * factor ** (epoch // every)
 
 
-__all__ = ["SGD", "Adam", "step_decay"]
+__all__ = ["sgd_update", "SGD", "adam_update", "Adam", "step_decay"]

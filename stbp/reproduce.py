@@ -437,6 +437,10 @@ def main(argv=None):
     if twice:
         parser.error(f"argument --seed: {', '.join(map(str, twice))} given twice; give each "
                      f"seed once")
+    try:            # what import stbp leaves alone: malloc's reuse, Numba's threads
+        backend.tune_process()
+    except (ValueError, TypeError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {_one_line(exc)}\n")
     for seed in seeds:
         try:
             r = run(args.config, seed, args.rule, args.out, args.epochs, args.data,

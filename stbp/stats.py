@@ -4,7 +4,7 @@
 """Exported from the book: Training on MNIST (book/05_training.ipynb)."""
 
 
-# --- book/05_training.ipynb, cell 24 ---
+# --- book/05_training.ipynb, cell 22 ---
 import math
 
 from stbp import checks

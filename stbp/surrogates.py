@@ -9,12 +9,13 @@ from stbp import backend, checks
 
 
 class Surrogate:
-    """Spike nonlinearity g and the derivative used in its place, as functions of x = u - v_th.
+    """Spike nonlinearity g and the derivative used in its place, as functions of x = u
+    - v_th.
 
-    ``spike(x)`` is the Heaviside step H(x) (a neuron fires when u >= v_th);
-    subclasses define ``grad(x)``, the curve that stands in for dg/du.
-    ``binary`` says that spike() returns only 0 and 1.
-    """
+    ``spike(x)`` is the Heaviside step H(x) (a neuron fires when u >= v_th); subclasses
+    define ``grad(x)``, the curve that stands in for dg/du. ``binary`` says that spike()
+    returns only 0 and 1. ``kernel_form()``, where a class defines it, gives chapter 7's
+    fused kernels the curve's name and two constants."""
 
     binary = True
 
@@ -37,7 +38,12 @@ class Rectangular(Surrogate):
 
     def grad(self, x):
         xp = backend.xp
-        return xp.where(xp.abs(x) < self.a / 2, x.dtype.type(1 / self.a), x.dtype.type(0))
+        one, zero = x.dtype.type(1 / self.a), x.dtype.type(0)
+        return xp.where(xp.abs(x) < self.a / 2, one, zero)
+
+    def kernel_form(self):
+        """For the fused kernels: g' = sb 1[|x| < sa], sa = a/2, sb = 1/a."""
+        return "rectangular", self.a / 2, 1 / self.a
 
 
 # --- book/03_backprop.ipynb, cell 24 ---
@@ -47,10 +53,11 @@ def logistic(x, a):
 
 
 class Smooth(Surrogate):
-    """Logistic spike g(x) = sigmoid(x / a) with its exact derivative g'(x) = s (1 - s) / a.
+    """Logistic spike g(x) = sigmoid(x / a) with its exact derivative g'(x) = s (1 - s)
+    / a.
 
-    Not a spiking neuron (outputs lie in (0, 1)), but differentiable: for gradient checks.
-    """
+    Not a spiking neuron (outputs lie in (0, 1)), but differentiable: for gradient
+    checks."""
 
     binary = False
 
@@ -61,8 +68,15 @@ class Smooth(Surrogate):
         s = logistic(x, self.a)
         return s * (1 - s) / self.a
 
+    def kernel_form(self):
+        """For the fused kernels: s = 1/2 + tanh(x / sa) / 2, g' = s (1 - s) / sb."""
+        return "logistic", 2 * self.a, self.a
+
 
 # --- book/04_surrogates.ipynb, cell 2 ---
+import math
+
+
 class Polynomial(Surrogate):
     """h2(x) = (sqrt(a)/2 - a/4 |x|) * 1[|x| < 2/sqrt(a)]: a triangle of area 1."""
 
@@ -71,14 +85,20 @@ class Polynomial(Surrogate):
         root = self.a ** 0.5
         return xp.maximum(root / 2 - self.a / 4 * xp.abs(x), 0)
 
+    def kernel_form(self):
+        """For the fused kernels: g' = max(sa - sb |x|, 0), sa = sqrt(a)/2, sb = a/4."""
+        return "polynomial", self.a ** 0.5 / 2, self.a / 4
+
 
 class Sigmoid(Surrogate):
     """h3(x) = (1/a) e^{-x/a} / (1 + e^{-x/a})^2, the derivative of sigmoid(x / a).
 
-    The step forward; backward, the same curve as chapter 3's Smooth (its exact derivative).
+    The step forward; backward, the same curve as chapter 3's Smooth (its exact
+    derivative).
     """
 
     grad = Smooth.grad
+    kernel_form = Smooth.kernel_form
 
 
 class Gaussian(Surrogate):
@@ -87,6 +107,11 @@ class Gaussian(Surrogate):
     def grad(self, x):
         xp = backend.xp
         return xp.exp(-x * x / (2 * self.a)) / (2 * xp.pi * self.a) ** 0.5
+
+    def kernel_form(self):
+        """For the fused kernels: g' = exp(-x x / sa) / sb, sa = 2a,
+        sb = sqrt(2 pi a)."""
+        return "gaussian", 2 * self.a, (2 * math.pi * self.a) ** 0.5
 
 
 CURVES = {"rectangular": Rectangular, "polynomial": Polynomial, "sigmoid": Sigmoid,

@@ -25,24 +25,25 @@ class History:
     epoch: list = field(default_factory=list)
     loss: list = field(default_factory=list)
     train_acc: list = field(default_factory=list)
-    test_acc: list = field(default_factory=list)  # None where the test set was not scored
+    test_acc: list = field(default_factory=list)  # None where not scored
     rates: list = field(default_factory=list)     # mean firing rate of each layer 1..N
     lr: list = field(default_factory=list)
-    time: list = field(default_factory=list)      # seconds of the epoch (training + scoring)
-    val_acc: list = field(default_factory=list)   # None where no validation set was given
+    time: list = field(default_factory=list)      # seconds: training + scoring
+    val_acc: list = field(default_factory=list)   # None without a validation set
 
     def to_dict(self):
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d):
-        """Read a dict of to_dict(); a history saved before val_acc existed gets None there.
-        A ValueError says what is wrong with a dict that no run wrote: other fields, lists of
-        different lengths, epochs not numbered 1, 2, 3, ..."""
+        """Read a dict of to_dict(); a history saved before val_acc existed gets None
+        there. A ValueError says what is wrong with a dict that no run wrote: other
+        fields, lists of different lengths, epochs not numbered 1, 2, 3, ..."""
         names = [f.name for f in fields(cls)]
-        if not isinstance(d, dict) or set(d) - set(names) or set(names) - set(d) - {"val_acc"}:
-            raise ValueError(f"a history holds the lists {names}; got "
-                             f"{sorted(d) if isinstance(d, dict) else type(d).__name__}")
+        if (not isinstance(d, dict) or set(d) - set(names)
+                or set(names) - set(d) - {"val_acc"}):
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"a history holds the lists {names}; got {got}")
         if not all(isinstance(v, list) for v in d.values()):
             raise ValueError("every field of a history is a list, one entry per epoch")
         h = cls(**{k: list(v) for k, v in d.items()})
@@ -51,40 +52,48 @@ class History:
             raise ValueError("its lists have different lengths: "
                              + ", ".join(f"{k} {len(getattr(h, k))}" for k in names))
         if h.epoch != list(range(1, len(h.epoch) + 1)):
-            raise ValueError(f"its epochs must be numbered 1, 2, ...; got {h.epoch[:10]}")
+            raise ValueError(f"its epochs must be numbered 1, 2, ...; got "
+                             f"{h.epoch[:10]}")
         return h
 
 
 def parameters(net):
-    """[W^1, b^1, W^2, b^2, ...]: the order of optimiser state and of flattened gradients."""
-    return [p for Wb in zip(net.W, net.b) for p in Wb]
+    """[W^1, b^1, W^2, b^2, ...]: the order of optimiser state and of flattened
+    gradients."""
+    return net.parameters()
 
 
 # --- book/05_training.ipynb, cell 8 ---
 def prepare(images, labels=None):
-    """uint8 images (N, 28, 28) -> float intensities in [0, 1], shape (N, 784), on the backend."""
+    """uint8 images (N, 28, 28) -> float intensities in [0, 1], shape (N, 784), on the
+    backend."""
     xp = backend.xp
     x = backend.asarray(images)
     if x.ndim < 2 or x.dtype != xp.uint8:
-        raise ValueError(f"images must be uint8 of shape (N, H, W); got {x.dtype} {tuple(x.shape)}")
+        raise ValueError(f"images must be uint8 of shape (N, H, W); got {x.dtype} "
+                         f"{tuple(x.shape)}")
     x = x.reshape(x.shape[0], math.prod(x.shape[1:])).astype(xp.float32) / 255.0
     return x if labels is None else (x, backend.asarray(labels))
 
 
 def dataset(name, data, net):
-    """(images, labels) -> prepared (x, y), checked against net: at least one image, sizes[0]
-    pixels each, and one integer label in [0, sizes[-1]) per image. name: for messages."""
+    """(images, labels) -> prepared (x, y), checked against net: at least one image,
+    sizes[0] pixels each, and one integer label in [0, sizes[-1]) per image. name: for
+    messages."""
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise TypeError(f"{name} must be a pair (images, labels); got {type(data).__name__}")
+        raise TypeError(f"{name} must be a pair (images, labels); got "
+                        f"{type(data).__name__}")
     x = prepare(data[0])
     if x.shape[0] == 0 or x.shape[1] != net.sizes[0]:
-        raise ValueError(f"{name} images must be at least one image of {net.sizes[0]} pixels "
-                         f"(the network's inputs); got shape {tuple(backend.asarray(data[0]).shape)}")
+        shape = tuple(backend.asarray(data[0]).shape)
+        raise ValueError(f"{name} images must be at least one image of {net.sizes[0]} "
+                         f"pixels (the network's inputs); got shape {shape}")
     return x, checks.labels(f"{name} labels", data[1], x.shape[0], net.sizes[-1])
 
 
 def accuracy(net, x, y, T, rng, batch_size=1000):
-    """The share of prepared samples x whose most active output neuron is the label y."""
+    """The share of prepared samples x whose most active output neuron is the label y.
+    """
     correct = 0
     for i in range(0, x.shape[0], batch_size):
         rate = net.predict(bernoulli(x[i:i + batch_size], T, rng, dtype=net.dtype.name))
@@ -93,9 +102,9 @@ def accuracy(net, x, y, T, rng, batch_size=1000):
 
 
 def check_memory(net, name, T, batch):
-    """Refuse T (the argument name) when a batch of batch samples over T steps cannot fit
-    in memory: the draws, the input spikes and every layer's potentials and spikes alone,
-    a lower bound of what a forward pass holds, are more than the machine has."""
+    """Refuse T (the argument name) when a batch of batch samples over T steps cannot
+    fit in memory: the draws, the input spikes and every layer's potentials and spikes
+    alone, a lower bound of what a forward pass holds, are more than the machine has."""
     size = net.dtype.itemsize
     step = net.sizes[0] * (4 + size) + sum(net.sizes[1:]) * (2 * size + 1)
     checks.fits_memory(name, T, T * batch * step, f"a batch of {batch} samples")
@@ -103,22 +112,26 @@ def check_memory(net, name, T, batch):
 
 
 def evaluate(net, images, labels, T, rng, batch_size=1000):
-    """Test accuracy: the share of samples whose most active output neuron is the label."""
-    T, batch_size = checks.positive_int("T", T), checks.positive_int("batch_size", batch_size)
+    """Test accuracy: the share of samples whose most active output neuron is the label.
+    """
+    T = checks.positive_int("T", T)
+    batch_size = checks.positive_int("batch_size", batch_size)
     x, y = dataset("evaluate", (images, labels), net)
     check_memory(net, "T", T, min(batch_size, x.shape[0]))
     return accuracy(net, x, y, T, rng, batch_size)
 
 
 def eval_rng(seed):
-    """The generator that encodes the test set, kept apart from the training generator."""
+    """The generator that encodes the test set, kept apart from the training generator.
+    """
     return backend.default_rng(checks.integer("seed", seed, 0) + 2**32)
 
 
 # --- book/05_training.ipynb, cell 9 ---
 def random_shift(x, shift, rng, side=28):
     """Translate each image (rows of x, side*side pixels) by its own random offset of
-    -shift..shift pixels in each direction, filling with 0; returns a new (B, side*side) array."""
+    -shift..shift pixels in each direction, filling with 0; returns a new (B, side*side)
+    array."""
     xp = backend.xp
     B = x.shape[0]
     padded = xp.zeros((B, side + 2 * shift, side + 2 * shift), dtype=x.dtype)
@@ -131,11 +144,11 @@ def random_shift(x, shift, rng, side=28):
 
 
 # --- book/05_training.ipynb, cell 10 ---
-def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress=True, desc="",
-                shift=0, side=28):
-    """One pass over (x, y) in random order; returns (mean loss, accuracy, rates per layer).
-    shift > 0 translates every training image (side x side pixels) by a random offset of
-    up to shift pixels."""
+def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress=True,
+                desc="", shift=0, side=28):
+    """One pass over (x, y) in random order; returns (mean loss, accuracy, rates per
+    layer). shift > 0 translates every training image (side x side pixels) by a random
+    offset of up to shift pixels."""
     xp = backend.xp
     n_out = net.sizes[-1]
     eye = xp.eye(n_out, dtype=net.dtype)
@@ -144,7 +157,7 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
     rates = [0.0] * (len(net.sizes) - 1)
     batches = range(0, x.shape[0], batch_size)
     bar = tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch",
-               mininterval=2.0)
+               mininterval=2.0, ncols=77)         # fits an 80-column terminal
     for i in bar:
         idx = order[i:i + batch_size]
         images = random_shift(x[idx], shift, rng, side) if shift else x[idx]
@@ -166,11 +179,13 @@ def train_epoch(net, optimizer, x, y, T, rng, batch_size, rule="exact", progress
 
 # --- book/05_training.ipynb, cell 12 ---
 def run_signature(net, optimizer, T, T_test, batch_size, rule, seed, shift, sets):
-    """The settings a resumed run must share with the checkpoint it continues (JSON-able):
-    the network's, the optimiser's class, the loop's, and the size of each data set."""
-    run = dict(net.settings(), T=T, T_test=T_test, batch_size=batch_size, rule=rule,
+    """The settings a resumed run must share with the checkpoint it continues
+    (JSON-able): the network's, the optimiser's class, the loop's, and the size of each
+    data set."""
+    run = dict(net.description(), T=T, T_test=T_test, batch_size=batch_size, rule=rule,
                seed=seed, shift=shift, optimizer=type(optimizer).__name__,
-               **{f"n_{k}": None if s is None else int(s[0].shape[0]) for k, s in sets.items()})
+               **{f"n_{k}": None if s is None else int(s[0].shape[0])
+                  for k, s in sets.items()})
     return json.loads(json.dumps(run))            # tuples become lists, as in the file
 
 
@@ -179,9 +194,11 @@ AFRESH = "move it away (or delete it) to start afresh"
 
 
 def _history_values(h):
-    """Refuse values that no epoch gives: a loss < 0, accuracies or rates outside [0, 1]."""
+    """Refuse values that no epoch gives: a loss < 0, accuracies or rates outside [0,
+    1]."""
     for e in range(len(h.epoch)):
-        for key, high in (("loss", None), ("train_acc", 1.0), ("lr", None), ("time", None)):
+        for key, high in (("loss", None), ("train_acc", 1.0), ("lr", None),
+                          ("time", None)):
             checks.real(f"{key}[{e}]", getattr(h, key)[e], 0.0, high, low_open=False)
         for key in ("val_acc", "test_acc"):
             if getattr(h, key)[e] is not None:
@@ -193,9 +210,10 @@ def _history_values(h):
 
 
 def saved_history(path, tag=None):
-    """(History, state) of the checkpoint that fit wrote at path, read without loading its
-    arrays. Refused if fit did not write it, another run (another tag) did, or its history
-    is missing or not one that fit writes (edited: see History.from_dict and the values)."""
+    """(History, state) of the checkpoint that fit wrote at path, read without loading
+    its arrays. Refused if fit did not write it, another run (another tag) did, or its
+    history is missing or not one that fit writes (edited: see History.from_dict and the
+    values)."""
     try:
         state = read_meta(path)["state"]
     except ValueError as exc:
@@ -210,25 +228,27 @@ def saved_history(path, tag=None):
         history = History.from_dict(state["history"])
         _history_values(history)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path}: its history is not one that fit writes ({exc}); "
-                         f"it was edited or is damaged: {AFRESH}") from None
+        raise ValueError(f"checkpoint {path}: its history is not one that fit writes "
+                         f"({exc}); it was edited or is damaged: {AFRESH}") from None
     if not history.epoch:
-        raise ValueError(f"checkpoint {path}: its history holds no epoch, but fit saves a "
-                         f"checkpoint only after an epoch; it was edited: {AFRESH}")
+        raise ValueError(f"checkpoint {path}: its history holds no epoch, but fit "
+                         f"saves a checkpoint only after an epoch; it was edited: "
+                         f"{AFRESH}")
     return history, state
 
 
 def resume_from(path, net, optimizer, tag, run, epochs=None):
-    """Fill net and optimizer from the checkpoint at path; return (History, generator state).
-    Refused, before anything changes, if another run saved it (another tag, or other
-    settings (run_signature) whatever the tag), if its history does not match what ran
-    (saved_history; one accuracy per scored set and a rate per layer each epoch; as many
-    optimiser steps as its epochs' batches), or if it holds more than epochs epochs."""
+    """Fill net and optimizer from the checkpoint at path; return (History, generator
+    state). Refused, before anything changes, if another run saved it (another tag, or
+    other settings (run_signature) whatever the tag), if its history does not match what
+    ran (saved_history; one accuracy per scored set and a rate per layer each epoch; as
+    many optimiser steps as its epochs' batches), or if it holds more than epochs
+    epochs."""
     history, state = saved_history(path, tag)
     saved, n = state.get("run"), len(history.epoch)
     if saved is None and tag is None:
-        raise ValueError(f"checkpoint {path} records neither a tag nor its run's settings "
-                         f"(an older version wrote it); {AFRESH}")
+        raise ValueError(f"checkpoint {path} records neither a tag nor its run's "
+                         f"settings (an older version wrote it); {AFRESH}")
     if saved is not None and saved != run:
         differ = [f"{k} {saved.get(k)!r} (this run: {v!r})" for k, v in run.items()
                   if saved.get(k) != v]
@@ -236,38 +256,43 @@ def resume_from(path, net, optimizer, tag, run, epochs=None):
                          + "; ".join(differ) + f"; {AFRESH}")
     for key, scored in (("val_acc", run["n_val"]), ("test_acc", run["n_test"])):
         if any((a is None) != (scored is None) for a in getattr(history, key)):
-            raise ValueError(f"checkpoint {path}: its history's {key} does not match the sets "
-                             f"this run scores; it was edited: {AFRESH}")
+            raise ValueError(f"checkpoint {path}: its history's {key} does not match "
+                             f"the sets this run scores; it was edited: {AFRESH}")
     if any(len(r) != len(net.sizes) - 1 for r in history.rates):
-        raise ValueError(f"checkpoint {path}: its history's rates are not one per layer of "
-                         f"the network; it was edited: {AFRESH}")
+        raise ValueError(f"checkpoint {path}: its history's rates are not one per "
+                         f"layer of the network; it was edited: {AFRESH}")
     if epochs is not None and n > epochs:
-        raise ValueError(f"checkpoint {path} holds {n} epochs, more than epochs={epochs} asks "
-                         f"for; pass epochs={n} or more to continue it, or {AFRESH}")
+        raise ValueError(f"checkpoint {path} holds {n} epochs, more than "
+                         f"epochs={epochs} asks for; pass epochs={n} or more to "
+                         f"continue it, or {AFRESH}")
 
     def steps_match(meta, opt_state):              # before anything is filled
         per = -(-run["n_train"] // run["batch_size"]) if run.get("n_train") else None
         if "k" in opt_state and per is not None and int(opt_state["k"]) != n * per:
-            raise ValueError(f"its optimiser took {int(opt_state['k'])} steps, but {n} epochs "
-                             f"of {per} batches take {n * per}; its history was edited")
+            raise ValueError(f"its optimiser took {int(opt_state['k'])} steps, but {n} "
+                             f"epochs of {per} batches take {n * per}; its history was "
+                             f"edited")
     try:
-        load(path, net=net, optimizer=optimizer, check=steps_match)   # the network's settings too
+        # load checks the network's settings too
+        load(path, net=net, optimizer=optimizer, check=steps_match)
     except ValueError as exc:
         raise ValueError(f"{exc}; {AFRESH}") from None
     return history, state["rng"]
 
 
 # --- book/05_training.ipynb, cell 13 ---
-def check_loop(T, T_test, epochs, batch_size, seed, shift, rule, lr_schedule, checkpoint):
+def check_loop(T, T_test, epochs, batch_size, seed, shift, rule, lr_schedule,
+               checkpoint):
     """fit's settings, checked: (T, T_test, epochs, batch_size, seed, shift), T_test
-    defaulting to T; a checkpoint must be writable (its folder exists and takes files, no
-    directory stands at its name) before the first epoch."""
+    defaulting to T; a checkpoint must be writable (its folder exists and takes files,
+    no directory stands at its name) before the first epoch."""
     T, epochs, batch_size = (checks.positive_int(k, v) for k, v in
                              (("T", T), ("epochs", epochs), ("batch_size", batch_size)))
     T_test = T if T_test is None else checks.positive_int("T_test", T_test)
     checks.choice("rule", rule, RULES)
     if lr_schedule is not None and not callable(lr_schedule):
-        raise TypeError(f"lr_schedule must be a function of the epoch; got {lr_schedule!r}")
+        raise TypeError(f"lr_schedule must be a function of the epoch; got "
+                        f"{lr_schedule!r}")
     if checkpoint is not None:
         files.check_target(checkpoint, "checkpoint")
     return (T, T_test, epochs, batch_size, checks.integer("seed", seed, 0),
@@ -275,23 +300,24 @@ def check_loop(T, T_test, epochs, batch_size, seed, shift, rule, lr_schedule, ch
 
 
 def check_shift(shift, images):
-    """The side of the square training images that shift > 0 translates (None for shift 0):
-    images must be (N, side, side) and shift less than side."""
+    """The side of the square training images that shift > 0 translates (None for shift
+    0): images must be (N, side, side) and shift less than side."""
     if shift == 0:
         return None
     shape = tuple(getattr(images, "shape", ()))
     if len(shape) != 3 or shape[1] != shape[2]:
-        raise ValueError(f"shift > 0 translates square images of shape (N, side, side); got "
-                         f"images of shape {shape}; pass shift=0")
+        raise ValueError(f"shift > 0 translates square images of shape (N, side, "
+                         f"side); got images of shape {shape}; pass shift=0")
     if shift >= shape[1]:
-        raise ValueError(f"shift must be less than the images' side of {shape[1]} pixels (a "
-                         f"larger shift moves every image out of the frame); got shift = {shift}")
+        raise ValueError(f"shift must be less than the images' side of {shape[1]} "
+                         f"pixels (a larger shift moves every image out of the frame); "
+                         f"got shift = {shift}")
     return shape[1]
 
 
 def check_schedule(lr_schedule, epochs):
-    """[lr_schedule(e) for e in range(epochs)], each checked (a finite number >= 0) before
-    the first epoch; None without a schedule."""
+    """[lr_schedule(e) for e in range(epochs)], each checked (a finite number >= 0)
+    before the first epoch; None without a schedule."""
     if lr_schedule is None:
         return None
     return [checks.real(f"lr_schedule({e})", lr_schedule(e), low=0.0, low_open=False)
@@ -304,18 +330,18 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
         T_test=None, tag=None, val=None):
     """Train net on train = (images, labels); returns the History.
 
-    val, test = (images, labels): scored after every epoch (History.val_acc, test_acc) over
-    T_test steps (default: T) by a fresh eval_rng(seed); a run that selects settings passes
-    test=None. lr_schedule(epoch) -> learning rate; checkpoint: a .npz path written after
-    every epoch; resume=True continues from it if it exists (refused if saved under another
-    tag or other settings, or holding more than epochs epochs); shift: random translation of
-    training images by up to this many pixels (0: none, as in the paper). Everything that
-    can be checked is checked before the first epoch.
-    """
+    val, test = (images, labels): scored after every epoch (History.val_acc, test_acc)
+    over T_test steps (default: T) by a fresh eval_rng(seed); a run that selects
+    settings passes test=None. lr_schedule(epoch) -> learning rate; checkpoint: a .npz
+    path written after every epoch; resume=True continues from it if it exists (refused
+    if saved under another tag or other settings, or holding more than epochs epochs);
+    shift: random translation of training images by up to this many pixels (0: none, as
+    in the paper). Everything that can be checked is checked before the first epoch."""
     T, T_test, epochs, batch_size, seed, shift = check_loop(
         T, T_test, epochs, batch_size, seed, shift, rule, lr_schedule, checkpoint)
     sets = {"train": dataset("train", train, net)}
-    sets.update((k, None if d is None else dataset(k, d, net)) for k, d in (("val", val), ("test", test)))
+    sets.update((k, None if d is None else dataset(k, d, net))
+                for k, d in (("val", val), ("test", test)))
     side = check_shift(shift, train[0])
     check_memory(net, "T", T, min(batch_size, sets["train"][0].shape[0]))
     for scored in (s for k, s in sets.items() if k != "train" and s is not None):
@@ -332,21 +358,25 @@ def fit(net, optimizer, train, test=None, *, epochs, T, batch_size=100, rule="ex
         t0 = time.perf_counter()
         if schedule is not None:
             optimizer.lr = schedule[epoch]
-        loss, acc, rates = train_epoch(net, optimizer, *sets["train"], T, rng, batch_size, rule,
-                                       progress, desc=f"epoch {epoch + 1}/{epochs}", shift=shift,
-                                       side=side)
+        loss, acc, rates = train_epoch(net, optimizer, *sets["train"], T, rng,
+                                       batch_size, rule, progress, shift=shift,
+                                       side=side, desc=f"epoch {epoch + 1}/{epochs}")
         val_acc, test_acc = (None if sets[k] is None else
-                             accuracy(net, *sets[k], T_test, eval_rng(seed)) for k in ("val", "test"))
-        for key, value in zip(("epoch", "loss", "train_acc", "val_acc", "test_acc", "rates",
-                               "lr", "time"), (epoch + 1, loss, acc, val_acc, test_acc, rates,
-                                               optimizer.lr, time.perf_counter() - t0)):
+                             accuracy(net, *sets[k], T_test, eval_rng(seed))
+                             for k in ("val", "test"))
+        record = dict(epoch=epoch + 1, loss=loss, train_acc=acc, val_acc=val_acc,
+                      test_acc=test_acc, rates=rates, lr=optimizer.lr,
+                      time=time.perf_counter() - t0)
+        for key, value in record.items():
             getattr(history, key).append(value)
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {loss:.4f}, train {acc:.4f}, "
-                       f"validation {val_acc}, test {test_acc}, {history.time[-1]:.1f} s")
+                       f"validation {val_acc}, test {test_acc}, "
+                       f"{history.time[-1]:.1f} s")
         if checkpoint is not None:
-            save(checkpoint, net, optimizer, state={"history": history.to_dict(), "tag": tag,
-                                                    "rng": backend.rng_state(rng), "run": run})
+            state = {"history": history.to_dict(), "tag": tag,
+                     "rng": backend.rng_state(rng), "run": run}
+            save(checkpoint, net, optimizer, state=state)
     return history
 
 

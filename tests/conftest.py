@@ -60,3 +60,29 @@ def no_training(monkeypatch):
                         (_ for _ in ()).throw(AssertionError("data loaded")))
     monkeypatch.setattr(reproduce, "fit", lambda *a, **k: calls.append("fit"))
     return calls
+
+
+@pytest.fixture(params=["array", "fused"])
+def engine(request):
+    """Each engine in turn on the NumPy backend: "array", the book's array code as written
+    (backend.use("numpy", fuse=False)), and "fused", chapter 7's Numba kernels; the
+    backend in force before the test is restored after it."""
+    from stbp import backend
+    saved = backend.xp, backend.name, backend.fused
+    backend.use("numpy", fuse=request.param == "fused")
+    try:
+        yield request.param
+    finally:
+        backend.xp, backend.name, backend.fused = saved
+
+
+def assert_engine(name, surrogate=None):
+    """The engine that backend.engine chooses for surrogate is the one named: the array
+    case must run the array code (a fused kernel would hide an error in it)."""
+    import stbp.engine
+    from stbp import backend
+    chosen = backend.engine(surrogate)
+    if name == "array":
+        assert chosen is stbp.engine.ARRAY, chosen
+    else:
+        assert isinstance(chosen, stbp.engine.Fused), chosen

@@ -37,9 +37,19 @@ def test_unknown_backend_is_a_clear_error():
 
 
 def test_environment_variable_is_honoured():
-    result = run_python("import stbp", STBP_BACKEND="torch")
-    assert result.returncode != 0 and ("STBP_BACKEND must be one of numpy, cupy (any case); "
-                                       "got STBP_BACKEND='torch'") in result.stderr
+    # a bad value warns at import and selects NumPy; import stbp itself never fails on it
+    result = run_python("import stbp; print(stbp.backend.name)", STBP_BACKEND="torch")
+    assert result.returncode == 0 and result.stdout.split() == ["numpy"], result.stderr
+    assert "RuntimeWarning" in result.stderr and ("STBP_BACKEND must be one of numpy, cupy "
+                                                  "(any case); got STBP_BACKEND='torch'"
+                                                  ) in result.stderr
+    result = run_python("import stbp", STBP_BACKEND="nonsense")
+    assert result.returncode == 0 and "STBP_BACKEND" in result.stderr
+    assert "NumPy backend is selected instead" in result.stderr
+    # an error, where the warning is made one: the warning is a RuntimeWarning
+    result = run_python("import warnings; warnings.simplefilter('error', RuntimeWarning); "
+                        "import stbp", STBP_BACKEND="nonsense")
+    assert result.returncode != 0 and "RuntimeWarning: STBP_BACKEND" in result.stderr
     result = run_python("import stbp; print(stbp.backend.name)", STBP_BACKEND="NumPy")
     assert result.stdout.strip() == "numpy"
 
@@ -51,8 +61,10 @@ def test_cupy_without_gpu_says_why():
     assert ("CuPy is not installed" in str(info.value)
             or "no CUDA device works" in str(info.value))
     assert backend.name == "numpy" and backend.xp is np  # the failed switch changed nothing
-    result = run_python("import stbp", STBP_BACKEND="cupy")
-    assert result.returncode != 0 and "BackendError" in result.stderr
+    result = run_python("import stbp; print(stbp.backend.name)", STBP_BACKEND="cupy")
+    assert result.returncode == 0 and result.stdout.split() == ["numpy"]
+    assert ("CuPy is not installed" in result.stderr
+            or "no CUDA device works" in result.stderr) and "STBP_BACKEND" in result.stderr
 
 
 def test_cupy_missing_message(monkeypatch):
@@ -121,3 +133,34 @@ def test_rng_state_round_trip_device_generator():
         backend.set_rng_state(DeviceGenerator(3, nbytes=64), state)
     with pytest.raises(backend.BackendError, match="state of a DeviceBits generator on a GPU"):
         backend.set_rng_state(backend.default_rng(0), state)
+
+
+def test_engine_is_chosen_by_the_backend_alone():
+    """backend.engine: the fused engine while kernels are on (for a curve they know),
+    else the book's array code; use(fuse=False) turns them off."""
+    import stbp.engine
+    from stbp.surrogates import Rectangular
+    saved = backend.xp, backend.name, backend.fused
+    try:
+        backend.use("numpy", fuse=False)
+        assert backend.fused is None and backend.engine() is stbp.engine.ARRAY
+        assert backend.engine(Rectangular(1.0)) is stbp.engine.ARRAY
+        backend.use("numpy", fuse=True)
+        assert isinstance(backend.fused, stbp.engine.Fused)
+        assert backend.engine(Rectangular(1.0)) is backend.fused is backend.engine()
+    finally:
+        backend.xp, backend.name, backend.fused = saved
+    assert not hasattr(backend, "fused_for") and not hasattr(backend, "fused_op")
+
+
+def test_tune_process_sets_what_import_leaves():
+    result = run_python("import numba; from stbp import backend; before = backend.kept_freed; "
+                        "r = backend.tune_process(); "
+                        "print(before, r['kept_freed'], backend.kept_freed, r['numba_threads'])",
+                        STBP_KEEP_FREED="", STBP_NUMBA_THREADS="")
+    assert result.stdout.split() == ["None", str(256 << 20), str(256 << 20), "1"], \
+        result.stderr
+    result = run_python("from stbp import backend; print(backend.tune_process())",
+                        STBP_KEEP_FREED="0", STBP_FUSE="0")
+    assert result.stdout.strip() == "{'kept_freed': None, 'numba_threads': None}", \
+        result.stderr

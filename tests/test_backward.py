@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+import stbp.backward
+from conftest import assert_engine
 from stbp import SNN
 from stbp.encode import bernoulli
 from stbp.gradcheck import check_gradients, numerical_gradients
@@ -12,8 +14,10 @@ def problem(surrogate, sizes=(9, 7, 6, 4), T=6, S=3, seed=0, tau=0.5, v_th=0.3):
     net = SNN(list(sizes), tau=tau, v_th=v_th, surrogate=surrogate, dtype="float64",
               seed=seed, init="fan_in")
     rng = np.random.default_rng(seed)
-    net.W = [W * 3 for W in net.W]  # strong enough that every layer spikes
-    net.b = [rng.uniform(-0.1, 0.1, b.shape) for b in net.b]
+    for W in net.W:                 # in place (net.W lists the layers' arrays)
+        W *= 3                      # strong enough that every layer spikes
+    for b in net.b:
+        b[...] = rng.uniform(-0.1, 0.1, b.shape)
     spikes = bernoulli(rng.uniform(0.2, 0.9, (S, sizes[0])), T, rng=seed + 1, dtype="float64")
     Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], S)]
     return net, spikes, Y
@@ -57,22 +61,45 @@ def seed_gradients_plain(net, trace, Y):
 
 
 @pytest.mark.parametrize("sizes, T, seed", [((9, 7, 6, 4), 6, 0), ((8, 6, 5, 5, 3), 7, 1)])
-def test_exact_rule_matches_finite_differences_everywhere(sizes, T, seed):
+def test_exact_rule_matches_finite_differences_everywhere(engine, sizes, T, seed):
     net, spikes, Y = problem(Smooth(0.5), sizes=sizes, T=T, seed=seed)
+    assert_engine(engine, net.surrogate)
     report = check_gradients(net, spikes, Y, rule="exact")
     assert set(report) == {f"{p}{k}" for k in range(len(sizes) - 1) for p in "Wb"}
     assert max(report.values()) <= 1e-6, report
 
 
-def test_seed_rule_is_not_the_gradient():
+def test_dropping_a_term_of_the_exact_rule_is_caught(engine, monkeypatch):
+    """The check above can fail: the exact rule without its reset term U f'(O) g'(U)
+    (the detached rule's carry) is refused, on the array engine, where the array code
+    runs, and not on the fused one, whose kernels do not call it."""
     net, spikes, Y = problem(Smooth(0.5))
+    assert_engine(engine, net.surrogate)
+    calls = []
+
+    def without_reset_term(spatial, U, G, F, dF):
+        calls.append(1)
+        return stbp.backward.carry_recurrence(spatial, G, F.copy())
+
+    monkeypatch.setattr(stbp.backward, "layer_backward_exact", without_reset_term)
+    report = check_gradients(net, spikes, Y, rule="exact", params=["W0", "b2"])
+    if engine == "array":
+        assert calls and report["W0"] > 1e-3, report
+    else:
+        assert not calls and max(report.values()) <= 1e-6, report
+
+
+def test_seed_rule_is_not_the_gradient(engine):
+    net, spikes, Y = problem(Smooth(0.5))
+    assert_engine(engine, net.surrogate)
     report = check_gradients(net, spikes, Y, rule="seed")
     assert report["W0"] > 1e-2 and report["W1"] > 1e-2
 
 
 @pytest.mark.parametrize("surrogate", [Rectangular(1.0), Gaussian(0.5), Smooth(0.5)], ids=repr)
-def test_seed_rule_matches_plain_seed_implementation(surrogate):
+def test_seed_rule_matches_plain_seed_implementation(engine, surrogate):
     net, spikes, Y = problem(surrogate)
+    assert_engine(engine, net.surrogate)
     trace = net.forward(spikes)
     assert all(o.sum() > 0 for o in trace.o[1:]), "every layer must spike"
     got = net.gradients(trace, Y, rule="seed")
@@ -131,8 +158,8 @@ def test_checker_needs_float64_and_can_select_parameters():
 def test_checker_detects_a_wrong_gradient(monkeypatch):
     net, spikes, Y = problem(Smooth(0.5))
     original = net.gradients
-    def off_by_a_bit(trace, targets, rule="exact"):
-        grads = original(trace, targets, rule)
+    def off_by_a_bit(trace, targets, rule="exact", keep=False):
+        grads = original(trace, targets, rule, keep)
         grads[1] = (grads[1][0] * 1.001, grads[1][1])
         return grads
     monkeypatch.setattr(net, "gradients", off_by_a_bit)

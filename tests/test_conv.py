@@ -5,11 +5,16 @@ import numpy as np
 import pytest
 
 import stbp
+from conftest import assert_engine
 from stbp import backend
 from stbp.kernels.cpu import NumbaKernels
 from stbp.kernels.cuda import EmulatedKernels
-from stbp.conv import ConvSNN, col2im, im2col, parse_spec, pool_backward, pool_forward
+from stbp.backward import layer_input
+from stbp.conv import Conv, Pool, col2im, im2col, pool_backward, pool_forward
 from stbp.encode import bernoulli
+from stbp.engine import ARRAY, Fused
+from stbp.network import Dense
+from stbp.spec import parse_spec
 from stbp.gradcheck import check_gradients
 from stbp.network import SNN
 from stbp.surrogates import Rectangular, Smooth
@@ -68,7 +73,11 @@ def test_spec_must_be_a_string():
 
 def test_snn_with_a_spec_builds_the_convolutional_network():
     net = stbp.SNN(PAPER, tau=0.2, v_th=0.5, seed=0)
-    assert isinstance(net, ConvSNN) and net.spec == PAPER
+    assert type(net) is SNN and net.spec == PAPER and net.input_shape == (28, 28, 1)
+    assert [type(layer) for layer in net.layers] == [Conv, Pool, Conv, Pool, Dense, Dense]
+    assert [layer.out_shape for layer in net.layers] == [
+        (24, 24, 15), (12, 12, 15), (8, 8, 40), (4, 4, 40), (300,), (10,)]
+    assert [layer.neurons for layer in net.layers] == [True, False, True, False, True, True]
     assert [W.shape for W in net.W] == [(15, 5, 5, 1), (40, 5, 5, 15), (300, 640), (10, 300)]
     assert [b.shape for b in net.b] == [(15,), (40,), (300,), (10,)]
     assert net.sizes == [784, 8640, 2560, 300, 10]
@@ -91,7 +100,8 @@ def test_shapes_and_input_layouts_agree():
     for a, b in zip(flat.o + flat.u, maps.o + maps.u):
         np.testing.assert_array_equal(a, b)
     assert net.predict(spikes).shape == (3, 10)
-    with pytest.raises(ValueError, match=r"\(T, B, 784\) or \(T, B, 1, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"spikes must have shape \(\?, \?, 784\); got "
+                                         r"shape \(4, 3, 28, 28\)"):
         net.forward(spikes.reshape(4, 3, 28, 28))
     with pytest.raises(ValueError, match="spikes must have shape"):
         net.forward(spikes.reshape(4, 3, 1, 784, 1))
@@ -132,15 +142,17 @@ def test_im2col_and_pooling_have_their_transposes():
 @pytest.mark.parametrize("spec, n_in", [("6x6-2C3-P2-3", 36), ("8x8x2-3C3-2C3-P2-4-3", 128),
                                         ("8x8-P2-2C3-3", 64)])
 @pytest.mark.parametrize("carry", ["exp", "linear"])
-def test_exact_rule_matches_finite_differences(spec, n_in, carry):
+def test_exact_rule_matches_finite_differences(engine, spec, n_in, carry):
     net, x, Y = small_problem(spec, n_in, carry=carry)
+    assert_engine(engine, net.surrogate)
     report = check_gradients(net, x, Y, rule="exact")
     assert set(report) == {f"{p}{k}" for k in range(len(net.W)) for p in "Wb"}
     assert max(report.values()) <= 1e-6, report
 
 
-def test_seed_rule_differs_from_the_gradient():
+def test_seed_rule_differs_from_the_gradient(engine):
     net, x, Y = small_problem()
+    assert_engine(engine, net.surrogate)
     report = check_gradients(net, x, Y, rule="seed")
     assert max(report.values()) > 1e-2
 
@@ -175,11 +187,12 @@ def test_fused_kernels_run_on_feature_maps(monkeypatch):
     x = bernoulli(np.random.default_rng(0).random((3, 144)), T=5, rng=1)
     Y = np.eye(5, dtype="float32")[[0, 3, 4]]
     monkeypatch.setattr(backend, "fused", None)          # the array code as written
+    assert backend.engine(net.surrogate) is ARRAY
     plain = net.forward(x)
     g_plain = net.gradients(plain, Y)
     for fused_kernels in (NumbaKernels(np), EmulatedKernels(np)):
-        monkeypatch.setattr(backend, "fused", fused_kernels)
-        assert backend.fused_for(net.surrogate) is fused_kernels
+        monkeypatch.setattr(backend, "fused", Fused(fused_kernels))
+        assert backend.engine(net.surrogate).kernels is fused_kernels
         fused = net.forward(x)
         for a, b in zip(plain.o, fused.o):
             np.testing.assert_array_equal(a, b)
@@ -214,7 +227,8 @@ def test_checkpoint_saves_and_restores_a_convolutional_network(tmp_path):
     opt.step([g for Wb in net.gradients(net.forward(x), Y) for g in Wb])
     save(tmp_path / "conv.npz", net, opt, {"epoch": 1})
     back = load(tmp_path / "conv.npz")["net"]
-    assert isinstance(back, ConvSNN) and back.spec == net.spec and back.carry == "linear"
+    assert type(back) is SNN and back.spec == net.spec and back.carry == "linear"
+    assert back.description() == net.description()
     for a, b in zip(net.W + net.b, back.W + back.b):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(back.predict(x), net.predict(x))
@@ -230,3 +244,68 @@ def test_checkpoint_saves_and_restores_a_convolutional_network(tmp_path):
         load(tmp_path / "conv.npz", net=SNN("8x8-2C3-P2-3-4", tau=0.3, v_th=0.4))
     with pytest.raises(ValueError, match="spec"):
         load(tmp_path / "conv.npz", net=SNN([64, 72, 4], tau=0.3, v_th=0.4))
+
+
+def test_the_convolutional_path_refuses_a_trace_of_another_network_or_holding_nan():
+    net, x, Y = small_problem()
+    trace = net.forward(x)
+    net.gradients(trace, Y)                                  # its own trace: fine
+    other = SNN("6x6-3C3-P2-3", tau=0.5, v_th=0.3, surrogate=Smooth(0.5), dtype="float64")
+    with pytest.raises(ValueError, match="trace was made by another network: spec"):
+        other.gradients(trace, Y)
+    dense = SNN([36, 32, 3], tau=0.5, v_th=0.3, surrogate=Smooth(0.5), dtype="float64")
+    assert dense.sizes == net.sizes                     # the same widths, other layers
+    with pytest.raises(ValueError, match="trace was made by another network: spec"):
+        dense.gradients(trace, Y)
+    with pytest.raises(ValueError, match="trace was made by another network: spec"):
+        net.gradients(dense.forward(x), Y)
+    other_tau = SNN("6x6-2C3-P2-3", tau=0.4, v_th=0.3, surrogate=Smooth(0.5),
+                    dtype="float64")
+    with pytest.raises(ValueError, match="tau 0.5 .this network: 0.4."):
+        other_tau.gradients(trace, Y)
+    trace.u[1][1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"trace.u\[1\] contains NaN"):
+        net.gradients(trace, Y)
+    trace = net.forward(x)
+    trace.u[0] = trace.u[0][:, :, :-1]                      # a potential array cut short
+    with pytest.raises(ValueError, match=r"trace.u\[0\] must have shape"):
+        net.gradients(trace, Y)
+    trace = net.forward(x)
+    del trace.o[1]
+    with pytest.raises(ValueError, match="trace must hold 3 spike arrays"):
+        net.gradients(trace, Y)
+
+
+@pytest.mark.parametrize("rule", ["exact", "seed", "detached"])
+def test_keep_returns_a_dict_per_layer_of_neurons_on_a_convolutional_network(engine, rule):
+    net, x, Y = small_problem("8x8x2-3C3-2C3-P2-4-3", 128)
+    trace = net.forward(x)
+    grads, kept = net.gradients(trace, Y, rule=rule, keep=True)
+    assert len(kept) == len(grads) == len(net.W) == 4       # 3C3, 2C3, 4 and 3
+    for k, grad in zip(kept, net.gradients(trace, Y, rule=rule)):
+        assert set(k) == {"D", "E", "spatial"}
+    T, B = x.shape[:2]
+    for n, k in enumerate(kept):
+        assert k["E"].shape == k["D"].shape == k["spatial"].shape == (T, B, net.sizes[n + 1])
+    # keep changes nothing in the gradients (the fused engine's keep runs the array code)
+    for (a, b), (c, d) in zip(grads, net.gradients(trace, Y, rule=rule)):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(b, d, rtol=1e-12, atol=1e-15)
+    # what was kept makes the gradients: dL/db^n sums E^n over steps, samples and positions
+    for n, k in enumerate(kept):
+        out = net.W[n].shape[0]
+        np.testing.assert_allclose(grads[n][1], k["E"].reshape(-1, out).sum(axis=0),
+                                   rtol=1e-12, atol=1e-15)
+    # the output layer's spatial term is case 1's Delta
+    rate = trace.o[-1].mean(axis=0)
+    np.testing.assert_allclose(kept[-1]["spatial"][0], -(Y - rate) / (T * B), rtol=1e-12)
+
+
+def test_layer_input_is_what_each_layer_read():
+    net, x, _ = small_problem("8x8-P2-2C3-3", 64)          # pooling on the input itself
+    trace = net.forward(x)
+    T, B = x.shape[:2]
+    A0 = layer_input(net, trace, 1)                         # the conv reads the pooled input
+    np.testing.assert_array_equal(A0, pool_forward(x.reshape(T * B, 8, 8, 1), 2))
+    A1 = layer_input(net, trace, 2)                         # the dense layer: conv spikes
+    np.testing.assert_array_equal(A1, trace.o[1].reshape(T * B, 2, 2, 2))

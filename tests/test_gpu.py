@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from stbp import SNN, backend
+import stbp.engine
+from stbp import SNN, backend, checkpoint
 from stbp.backward import layer_backward
 from stbp.encode import bernoulli
 from stbp.network import layer_forward
@@ -34,10 +35,24 @@ B, N = 37, 71                          # B N = 2627 threads: 11 blocks, the last
 
 @pytest.fixture(params=[True, False], ids=["fused", "unfused"])
 def cupy_backend(request, gpu):
+    saved = backend.xp, backend.name, backend.fused
     xp = backend.use("cupy", fuse=request.param)
     assert (backend.fused is not None) == request.param
-    yield xp
-    backend.use("numpy")
+    if request.param:
+        assert isinstance(backend.fused, stbp.engine.Fused)
+        assert type(backend.fused.kernels).__name__ == "CudaKernels"
+    try:
+        yield xp
+    finally:
+        backend.xp, backend.name, backend.fused = saved
+
+
+def to_device(net, xp):
+    """Move a network built under NumPy to the GPU: each layer of neurons' arrays."""
+    for layer in net.layers:
+        if layer.neurons:
+            layer.W, layer.b = xp.asarray(layer.W), xp.asarray(layer.b)
+    assert all(isinstance(p, xp.ndarray) for p in net.parameters())
 
 
 def close(got, ref, dtype, exact_bits):
@@ -73,11 +88,14 @@ def test_layers_on_gpu_match_numpy(cupy_backend, surrogate, dtype, T, carry):
     O_ref = O_ref.astype(bool) if surrogate.binary else O_ref
     refs = {rule: layer_backward(S, U_ref, O_ref, net, rule)[:2] for rule in RULES}
     backend.use("cupy", fuse=fused is not None)
-    U, O = layer_forward(xp.asarray(X), xp.asarray(b), 0.35, 0.3, surrogate, carry)
+    engine = backend.engine(surrogate)      # what the network runs: CUDA kernels or CuPy
+    assert (engine is stbp.engine.ARRAY) == (fused is None)
+    U, O = engine.layer_forward(xp.asarray(X), xp.asarray(b), 0.35, 0.3, surrogate, carry)
     close(U, U_ref, dtype, exact_bits)
     close(O.astype(bool) if surrogate.binary else O, O_ref, dtype, exact_bits)
     for rule in RULES:
-        E, P, _ = layer_backward(xp.asarray(S), xp.asarray(U_ref), xp.asarray(O_ref), net, rule)
+        E, P, _ = engine.layer_backward(xp.asarray(S), xp.asarray(U_ref), xp.asarray(O_ref),
+                                        net, rule)
         close(E, refs[rule][0], dtype, exact_bits)
         close(P, refs[rule][1], dtype, exact_bits)
 
@@ -95,8 +113,7 @@ def test_network_on_gpu_matches_numpy(cupy_backend, surrogate, T, rule):
     ref_trace = net.forward(spikes)
     ref = net.gradients(ref_trace, Y, rule=rule)
     backend.use("cupy", fuse=fused)
-    net.W = [xp.asarray(W) for W in net.W]
-    net.b = [xp.asarray(b) for b in net.b]
+    to_device(net, xp)
     trace = net.forward(xp.asarray(spikes))
     for a, b in zip(ref_trace.u + ref_trace.o, trace.u + trace.o):
         close(b, a, "float64", False)
@@ -119,14 +136,36 @@ def test_snn_built_trained_and_checkpointed_under_cupy(cupy_backend, tmp_path):
     assert len(h.loss) == 3 and h.loss[-1] < h.loss[0]
     assert h.test_acc[-1] > 0.5
     path = tmp_path / "net.npz"
-    net.save(path, opt)
-    loaded = SNN.load(path)
+    checkpoint.save(path, net, opt)
+    loaded = checkpoint.load(path)["net"]
+    assert loaded.description() == net.description()
     assert all(isinstance(W, xp.ndarray) for W in loaded.W)
     for a, b in zip(parameters(net), parameters(loaded)):
         np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
     spikes = bernoulli(x[:10].reshape(10, -1) / 255, 5, rng=1)
     np.testing.assert_array_equal(backend.to_numpy(net.predict(spikes)),
                                   backend.to_numpy(loaded.predict(spikes)))
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_convolutional_network_on_gpu_matches_numpy(cupy_backend, rule):
+    """Chapter 8's layers (padding, pooling, im2col/col2im) on the GPU, in float64."""
+    xp, fused = cupy_backend, backend.fused is not None
+    backend.use("numpy", fuse=False)
+    spikes = bernoulli(np.random.default_rng(0).random((B, 144)), 4, rng=1, dtype="float64")
+    Y = np.eye(5)[np.arange(B) % 5]
+    net = SNN("12x12-4C3p1-P2-3C3-5", tau=0.3, v_th=0.4, seed=0, dtype="float64")
+    ref_trace = net.forward(spikes)
+    assert 0 < float(ref_trace.o[1].mean()) < 1
+    ref = net.gradients(ref_trace, Y, rule=rule)
+    backend.use("cupy", fuse=fused)
+    to_device(net, xp)
+    trace = net.forward(xp.asarray(spikes))
+    for a, b in zip(ref_trace.u + ref_trace.o, trace.u + trace.o):
+        close(b, a, "float64", False)
+    for (rw, rb), (ow, ob) in zip(ref, net.gradients(trace, xp.asarray(Y), rule=rule)):
+        close(ow, rw, "float64", False)
+        close(ob, rb, "float64", False)
 
 
 @pytest.mark.skipif(gpu_problem() is None, reason="this machine has a working CUDA device")

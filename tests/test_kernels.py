@@ -15,11 +15,14 @@ import sys
 import numpy as np
 import pytest
 
-from stbp import SNN, backend, kernels
 from types import SimpleNamespace
+
+import stbp.engine
+from stbp import SNN, backend, kernels
 
 from stbp.backward import carry_factors, gradients, layer_backward
 from stbp.encode import bernoulli
+from stbp.engine import ARRAY, Fused, kernel_form, neuron_form
 from stbp.kernels import cuda
 from stbp.kernels.cpu import NumbaKernels
 from stbp.network import layer_forward
@@ -65,7 +68,14 @@ def emulated(tmp_path_factory):
 
 @pytest.fixture(params=["numba", "emulated-cuda"])
 def fused(request):
-    return request.getfixturevalue("numba_kernels" if request.param == "numba" else "emulated")
+    """The engine of each build of the kernels (stbp.engine.Fused)."""
+    return Fused(request.getfixturevalue("numba_kernels" if request.param == "numba"
+                                         else "emulated"))
+
+
+def form(surrogate=Rectangular(1.0), dtype="float64", carry="exp", tau=0.35, v_th=0.3):
+    """The numbers the kernels take (stbp.kernels.Form), as the engine computes them."""
+    return neuron_form(tau, v_th, surrogate, carry, np.dtype(dtype))
 
 
 def layer_inputs(dtype, T, B=6, n=9, seed=0):
@@ -84,20 +94,21 @@ def test_layer_kernels_equal_the_array_code(monkeypatch, fused, surrogate, dtype
     X, b, S = layer_inputs(dtype, T)
     net = SimpleNamespace(surrogate=surrogate, tau=0.35, v_th=0.3, dtype=np.dtype(dtype),
                           carry=carry)
-    monkeypatch.setattr(backend, "fused", None)
-    U_ref, O_ref = layer_forward(X.copy(), b, 0.35, 0.3, surrogate, carry)
+    U_ref, O_ref = layer_forward(X.copy(), b, 0.35, 0.3, surrogate, carry)   # array code
     U, O = fused.layer_forward(X.copy(), b, 0.35, 0.3, surrogate, carry)
     assert_same(U, U_ref, surrogate, dtype)
     assert_same(O, O_ref, surrogate, dtype)
     if surrogate.binary:
         assert 0.05 < float(O_ref.mean()) < 0.95        # the spikes are not all 0 or all 1
         O_ref = O_ref.astype(bool)                      # as the trace stores them
-    counting = Counting(fused)
+    counting = Counting(fused.kernels)
+    monkeypatch.setattr(backend, "fused", Fused(counting))
+    engine = backend.engine(surrogate)                  # what gradients() calls
+    assert engine is backend.fused
     for rule in RULES:
-        monkeypatch.setattr(backend, "fused", None)
-        E_ref, P_ref, _ = layer_backward(S, U_ref, O_ref, net, rule)
-        monkeypatch.setattr(backend, "fused", counting)  # what gradients() calls
-        E, P, _ = layer_backward(S, U_ref, O_ref, net, rule)
+        E_ref, P_ref, _ = layer_backward(S, U_ref, O_ref, net, rule)    # the array code
+        E, P, D = engine.layer_backward(S, U_ref, O_ref, net, rule)
+        assert D is None
         assert_same(E, E_ref, surrogate, dtype)
         assert_same(P, P_ref, surrogate, dtype)
         assert float(np.abs(E_ref).max()) > 0
@@ -119,7 +130,8 @@ def network_forward_and_gradients(surrogate, dtype, rule, T, carry="exp"):
     net = SNN([15, 11, 9, 4], tau=0.35, v_th=0.3, surrogate=surrogate, dtype=dtype, seed=2,
               init="fan_in", carry=carry)
     rng = np.random.default_rng(5)
-    net.b = [rng.normal(0, 0.1, b.shape).astype(dtype) for b in net.b]   # biases count too
+    for b in net.b:                                                    # biases count too
+        b[...] = rng.normal(0, 0.1, b.shape)
     trace = net.forward(bernoulli(rng.random((6, 15)), T, rng=3, dtype=dtype))
     targets = np.eye(4)[[0, 1, 2, 3, 1, 2]]
     return trace, net.gradients(trace, targets, rule=rule)
@@ -133,8 +145,10 @@ def network_forward_and_gradients(surrogate, dtype, rule, T, carry="exp"):
 def test_network_with_fused_kernels_equals_the_array_code(monkeypatch, numba_kernels,
                                                           surrogate, dtype, rule, T, carry):
     monkeypatch.setattr(backend, "fused", None)
+    assert backend.engine(surrogate) is ARRAY
     ref_trace, ref_grads = network_forward_and_gradients(surrogate, dtype, rule, T, carry)
-    monkeypatch.setattr(backend, "fused", numba_kernels)
+    monkeypatch.setattr(backend, "fused", Fused(numba_kernels))
+    assert backend.engine(surrogate) is backend.fused
     trace, grads = network_forward_and_gradients(surrogate, dtype, rule, T, carry)
     for a, b in zip(ref_trace.u + ref_trace.o, trace.u + trace.o):
         assert_same(b, a, surrogate, dtype)
@@ -151,7 +165,8 @@ def test_fused_bernoulli_draws_the_same_spikes(monkeypatch, numba_kernels, dtype
     x = (x > 0.5).astype(x_dtype) if x_dtype == "uint8" else x.astype(x_dtype)
     monkeypatch.setattr(backend, "fused", None)
     ref = bernoulli(x, 4, rng=11, dtype=dtype)
-    monkeypatch.setattr(backend, "fused", numba_kernels)
+    monkeypatch.setattr(backend, "fused", Fused(numba_kernels))
+    assert backend.engine().spikes_below == numba_kernels.bernoulli
     got = bernoulli(x, 4, rng=11, dtype=dtype)
     assert got.dtype == ref.dtype == np.dtype(dtype) and got.shape == (4, 7, 5, 3)
     np.testing.assert_array_equal(got, ref)
@@ -166,7 +181,7 @@ def test_fused_optimisers_equal_the_array_code(monkeypatch, numba_kernels, dtype
     start = [rng.normal(0, 1, (13, 7)).astype(dtype), rng.normal(0, 1, 13).astype(dtype)]
     grads = [[rng.normal(0, 1, p.shape).astype(dtype) for p in start] for _ in range(5)]
     results = []
-    for fused in (None, numba_kernels):
+    for fused in (None, Fused(numba_kernels)):
         monkeypatch.setattr(backend, "fused", fused)
         params = [p.copy() for p in start]
         opt = make(params)
@@ -186,7 +201,7 @@ def test_a_training_run_with_fused_kernels_is_identical(monkeypatch, numba_kerne
     for i, c in enumerate(y):
         x[i, c, :] = 230
     runs = []
-    for fused in (None, numba_kernels):
+    for fused in (None, Fused(numba_kernels)):
         monkeypatch.setattr(backend, "fused", fused)
         net = SNN([16, 12, 3], tau=0.3, v_th=0.5, surrogate=Rectangular(1.0), seed=1,
                   dtype="float32", init="fan_in")
@@ -211,14 +226,19 @@ class Recording(kernels.Kernels):
 
 def test_unknown_surrogates_and_keep_use_the_array_code(monkeypatch):
     recorder = Recording()
-    monkeypatch.setattr(backend, "fused", recorder)
+    monkeypatch.setattr(backend, "fused", Fused(recorder))
 
     class Custom(Rectangular):     # a curve the kernels do not know
-        pass
+        def grad(self, x):
+            return 2 * Rectangular.grad(self, x)
 
-    assert backend.fused_for(Custom(1.0)) is None
-    assert backend.fused_for(Rectangular(1.0)) is recorder
-    assert backend.fused_op("adam") is None               # not every backend fuses these
+    assert kernel_form(Custom(1.0)) is None               # kernel_form is not inherited
+    assert backend.engine(Custom(1.0)) is ARRAY
+    assert backend.engine(Rectangular(1.0)) is backend.fused
+    assert backend.engine() is backend.fused
+    # not every backend fuses these: the array code's functions stand in
+    assert backend.engine().adam_update == ARRAY.adam_update
+    assert backend.engine().im2col == ARRAY.im2col
     net = SNN([5, 3], tau=0.3, v_th=0.2, seed=0, surrogate=Custom(1.0))
     trace = net.forward(bernoulli(np.full((2, 5), 0.5), 4, rng=0))
     net.gradients(trace, np.eye(3)[[0, 1]])
@@ -226,7 +246,7 @@ def test_unknown_surrogates_and_keep_use_the_array_code(monkeypatch):
     net = SNN([5, 3], tau=0.3, v_th=0.2, seed=0, surrogate=Rectangular(1.0))
     monkeypatch.setattr(backend, "fused", None)
     trace = net.forward(bernoulli(np.full((2, 5), 0.5), 4, rng=0))
-    monkeypatch.setattr(backend, "fused", recorder)
+    monkeypatch.setattr(backend, "fused", Fused(recorder))
     gradients(net, trace, np.eye(3)[[0, 1]], rule="exact", keep=True)
     assert recorder.calls == []
     for rule in RULES:
@@ -237,12 +257,16 @@ def test_unknown_surrogates_and_keep_use_the_array_code(monkeypatch):
 def test_kernels_refuse_bad_arguments(numba_kernels):
     X = np.zeros((3, 2, 4), dtype=np.float16)
     with pytest.raises(ValueError, match="float32 or float64 arrays, got float16"):
-        numba_kernels.layer_forward(X, np.zeros(4, np.float16), 0.3, 0.5, Rectangular(1.0))
+        numba_kernels.layer_forward(X, np.zeros(4, np.float16), form(dtype="float32"))
     U = np.zeros((3, 2, 4))
     with pytest.raises(ValueError, match="rule must be one of"):
-        numba_kernels.layer_backward(U, U, U > 0, 0.3, 0.5, Rectangular(1.0), rule="magic")
+        numba_kernels.layer_backward(U, U, U > 0, form(), rule="magic")
     with pytest.raises(ValueError, match="carry must be one of"):
-        numba_kernels.layer_forward(U, np.zeros(4), 0.3, 0.5, Rectangular(1.0), carry="cubic")
+        numba_kernels.layer_forward(U, np.zeros(4), form()._replace(carry="cubic"))
+    with pytest.raises(ValueError, match="curve must be one of"):
+        numba_kernels.layer_backward(U, U, U > 0, form()._replace(curve="cosine"))
+    with pytest.raises(TypeError, match="form must be a stbp.kernels.Form"):
+        numba_kernels.layer_forward(U, np.zeros(4), tuple(form()))
     with pytest.raises(ValueError, match="no kernel source"):
         cuda.source("opencl", "float")
     with pytest.raises(ValueError, match="C-contiguous"):
@@ -255,37 +279,51 @@ def run_python(code, **env):
 
 
 def test_fused_is_the_default_and_can_be_switched_off():
-    show = "from stbp import backend; print(type(backend.fused).__name__)"
-    assert run_python(show, STBP_FUSE="").stdout.split() == ["NumbaKernels"]
-    assert run_python(show, STBP_FUSE="0").stdout.split() == ["NoneType"]
+    show = ("from stbp import backend; print(type(backend.fused).__name__, "
+            "type(getattr(backend.fused, 'kernels', None)).__name__)")
+    assert run_python(show, STBP_FUSE="").stdout.split() == ["Fused", "NumbaKernels"]
+    assert run_python(show, STBP_FUSE="0").stdout.split() == ["NoneType", "NoneType"]
+    saved = backend.xp, backend.name, backend.fused
     try:
         assert backend.use("numpy", fuse=False) is np and backend.fused is None
-        assert backend.fused_for(Rectangular(1.0)) is None
+        assert backend.engine(Rectangular(1.0)) is ARRAY and backend.engine() is ARRAY
         backend.use("numpy", fuse=True)
-        assert isinstance(backend.fused, NumbaKernels)
+        assert isinstance(backend.fused, Fused)
+        assert isinstance(backend.fused.kernels, NumbaKernels)
+        assert backend.engine(Rectangular(1.0)) is backend.fused
     finally:
-        backend.use("numpy")                           # as the environment says
+        backend.xp, backend.name, backend.fused = saved
 
 
-def test_every_surrogate_curve_has_a_kernel_id():
+def test_every_surrogate_curve_has_a_kernel_form():
     import stbp.surrogates as s
-    known = {c.__name__ for c in vars(s).values()
-             if isinstance(c, type) and issubclass(c, Surrogate) and c is not Surrogate}
-    assert known == set(kernels.CURVES)
-    assert all(kernels.supports(c(1.0)) for c in (Rectangular, Polynomial, Sigmoid,
-                                                  Gaussian, Smooth))
+    classes = [c for c in vars(s).values()
+               if isinstance(c, type) and issubclass(c, Surrogate) and c is not Surrogate]
+    assert {c.__name__ for c in classes} == {"Rectangular", "Polynomial", "Sigmoid",
+                                             "Gaussian", "Smooth"}
+    forms = {c.__name__: kernel_form(c(1.0)) for c in classes}
+    assert all(f is not None and len(f) == 3 for f in forms.values()), forms
+    assert {f[0] for f in forms.values()} == set(kernels.CURVES)   # every curve is used
+    assert forms["Sigmoid"] == forms["Smooth"]           # the same curve backward
+    assert all(backend.engine(c(1.0)) is backend.fused for c in classes)
+    assert kernel_form(Surrogate()) is None
 
 
 @pytest.mark.parametrize("carry", CARRIES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_carry_values_are_those_of_the_array_code(carry, dtype):
+def test_neuron_form_holds_the_array_codes_carry_values(carry, dtype):
     F, dF = carry_factors(np.array([False, True]), 0.35, True, np.dtype(dtype), carry)
-    F0, F1, dF0, dF1, slope = kernels.carry_values(0.35, carry, dtype)
-    assert [F0, F1, dF0, dF1] == [F[0], F[1], dF[0], dF[1]]
-    assert type(F0) is type(slope) is np.dtype(dtype).type
-    affine = "linear" if carry == "exp" else carry      # the slope of the affine case
-    _, dF_real = carry_factors(np.array([0.3], dtype), 0.35, False, np.dtype(dtype), affine)
-    assert slope == dF_real[0]
+    f = form(Rectangular(1.0), dtype, carry, tau=0.35)
+    assert [f.F0, f.F1, f.dF0, f.dF1] == [F[0], F[1], dF[0], dF[1]]
+    assert all(type(v) is float for v in (f.F0, f.F1, f.dF0, f.dF1, f.slope, f.tau))
+    assert (f.binary, f.carry, f.curve, f.tau, f.v_th) == (True, carry, "rectangular",
+                                                           0.35, 0.3)
+    assert (f.sa, f.sb) == (0.5, 1.0)                    # Rectangular(1)'s a/2 and 1/a
+    if carry != "exp":             # an affine carry's slope f', the same for every o
+        _, dF_real = carry_factors(np.array([0.3], dtype), 0.35, False, np.dtype(dtype),
+                                   carry)
+        assert np.dtype(dtype).type(f.slope) == dF_real[0]
+    assert not form(Smooth(0.6), dtype, carry).binary
 
 
 # --- the CUDA source: signatures, grid indexing, contraction ------------------------------
@@ -310,14 +348,14 @@ def test_grid_indexing_at_many_blocks(emulated, numba_kernels, B, n, T):
     partly idle.  The emulated entries must match the Numba kernels for every pair."""
     assert B * n > 256 and B * n % 256
     X, b, S = layer_inputs("float64", T, B, n, seed=3)
-    s = Polynomial(1.3)
-    U, O = emulated.layer_forward(X.copy(), b, 0.35, 0.3, s)
-    U_ref, O_ref = numba_kernels.layer_forward(X.copy(), b, 0.35, 0.3, s)
+    f = form(Polynomial(1.3))
+    U, O = emulated.layer_forward(X.copy(), b, f)
+    U_ref, O_ref = numba_kernels.layer_forward(X.copy(), b, f)
     np.testing.assert_array_equal(U, U_ref)
     np.testing.assert_array_equal(O, O_ref)
     for rule in RULES:
-        E, P = emulated.layer_backward(S, U_ref, O_ref.astype(bool), 0.35, 0.3, s, rule=rule)
-        E_ref, P_ref = numba_kernels.layer_backward(S, U_ref, O_ref.astype(bool), 0.35, 0.3, s,
+        E, P = emulated.layer_backward(S, U_ref, O_ref.astype(bool), f, rule=rule)
+        E_ref, P_ref = numba_kernels.layer_backward(S, U_ref, O_ref.astype(bool), f,
                                                     rule=rule)
         np.testing.assert_array_equal(E, E_ref)
         np.testing.assert_array_equal(P, P_ref)
@@ -331,8 +369,8 @@ def test_a_wrong_thread_index_is_caught(monkeypatch, tmp_path, numba_kernels):
         "(long long)blockIdx.x * blockDim.x + threadIdx.x", "threadIdx.x"))
     broken = cuda.EmulatedKernels(np, folder=str(tmp_path))
     X, b, _ = layer_inputs("float64", 3, 11, 50)
-    U, _ = broken.layer_forward(X.copy(), b, 0.35, 0.3, Rectangular(1.0))
-    U_ref, _ = numba_kernels.layer_forward(X.copy(), b, 0.35, 0.3, Rectangular(1.0))
+    U, _ = broken.layer_forward(X.copy(), b, form())
+    U_ref, _ = numba_kernels.layer_forward(X.copy(), b, form())
     assert not np.array_equal(U, U_ref)
 
 
@@ -348,21 +386,51 @@ def test_cuda_source_compiles(tmp_path, real):
     assert ".entry layer_forward" in ptx and ".entry layer_backward" in ptx
 
 
-def test_kernel_threads_are_one_unless_asked():
+def test_import_leaves_numba_threads_and_malloc_alone():
+    """import stbp changes nothing in the process: Numba's thread count is what a process
+    that imports only numba has, and malloc's settings are left (kept_freed is None)."""
+    bare = run_python("import numba; print(numba.get_num_threads())")
+    shown = run_python("import numba; before = numba.get_num_threads(); import stbp; "
+                       "from stbp import backend; "
+                       "print(before, numba.get_num_threads(), backend.kept_freed)")
+    assert bare.returncode == 0 and shown.returncode == 0, shown.stderr
+    before, after, kept = shown.stdout.split()
+    assert before == after == bare.stdout.strip() and kept == "None"
+    if int(before) > 1:            # the check can fail: the old import set 1 thread
+        assert after != "1"
+    # nor does building the kernels, or one forward pass through them
+    shown = run_python("import numba; before = numba.get_num_threads(); "
+                       "import numpy as np, stbp; from stbp import backend; "
+                       "from stbp.kernels.cpu import NumbaKernels; NumbaKernels(np); "
+                       "stbp.SNN([4, 3], tau=0.3, v_th=0.5).forward(np.ones((2, 1, 4))); "
+                       "print(before == numba.get_num_threads(), backend.kept_freed)")
+    assert shown.stdout.split() == ["True", "None"], shown.stderr
+
+
+def test_kernel_threads_are_one_when_the_process_is_tuned():
     import numba
 
     from stbp.kernels.cpu import configure_threads
-    assert numba.get_num_threads() == 1 == NumbaKernels(np).threads
+    tuned = run_python("import numba; from stbp import backend; "
+                       "print(backend.tune_process()['numba_threads'], numba.get_num_threads())",
+                       STBP_NUMBA_THREADS="")
+    assert tuned.stdout.split() == ["1", "1"], tuned.stderr
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one CPU: Numba has a single thread to give")
+    before = numba.get_num_threads()
     try:
         assert configure_threads(2) == 2 and numba.get_num_threads() == 2
+        NumbaKernels(np, threads=1)                     # threads= sets it
+        assert numba.get_num_threads() == 1
     finally:
-        configure_threads(1)
+        numba.set_num_threads(before)
     with pytest.raises(ValueError, match="Numba threads must lie in"):
         configure_threads(0)
-    shown = run_python("import numba, stbp; print(numba.get_num_threads())",
-                       STBP_NUMBA_THREADS="2")
+    shown = run_python("import numba; from stbp import backend; backend.tune_process(); "
+                       "print(numba.get_num_threads())", STBP_NUMBA_THREADS="2")
+    assert shown.stdout.split() == ["2"], shown.stderr
+    shown = run_python("import numba; from stbp import backend; "
+                       "backend.tune_process(threads=2); print(numba.get_num_threads())")
     assert shown.stdout.split() == ["2"], shown.stderr
 
 
@@ -380,10 +448,11 @@ def test_fused_im2col_and_col2im_equal_the_array_code(monkeypatch, numba_kernels
         R, H, W, C = shape
         A = rng.normal(0, 1, (R, C, H, W)).astype(dtype).transpose(0, 2, 3, 1)
     out = {}
-    for key, fused in (("array", None), ("fused", numba_kernels)):
-        monkeypatch.setattr(backend, "fused", fused)
-        rows = im2col(A, k)
-        out[key] = rows, col2im(rows * 1.7 + 0.3, A.shape, k)
+    for key, engine in (("array", ARRAY), ("fused", Fused(numba_kernels))):
+        rows = engine.im2col(A, k)
+        out[key] = rows, engine.col2im(rows * 1.7 + 0.3, A.shape, k)
+    np.testing.assert_array_equal(out["array"][0], im2col(A, k))   # the book's own
+    assert Fused(numba_kernels).col2im == numba_kernels.col2im
     for got, ref in zip(out["fused"], out["array"]):
         assert got.dtype == ref.dtype == np.dtype(dtype) and got.shape == ref.shape
         np.testing.assert_array_equal(got, ref)
@@ -392,7 +461,9 @@ def test_fused_im2col_and_col2im_equal_the_array_code(monkeypatch, numba_kernels
 
 
 def test_freed_memory_is_kept_unless_switched_off():
-    show = "from stbp import backend; print(backend.kept_freed)"
+    assert run_python("from stbp import backend; print(backend.kept_freed)",
+                      STBP_KEEP_FREED="").stdout.split() == ["None"]   # import: untouched
+    show = "from stbp import backend; backend.tune_process(); print(backend.kept_freed)"
     assert run_python(show, STBP_KEEP_FREED="").stdout.split() == [str(256 << 20)]
     assert run_python(show, STBP_KEEP_FREED="0").stdout.split() == ["None"]
     assert run_python(show, STBP_KEEP_FREED=str(64 << 20)).stdout.split() == [str(64 << 20)]

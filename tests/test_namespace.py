@@ -72,8 +72,9 @@ def run_everything(surrogate, dtype):
     xp = backend.xp
     net = SNN([12, 9, 4], tau=0.4, v_th=0.3, surrogate=surrogate, dtype=dtype, seed=0)
     if isinstance(xp, Namespace):
-        net.W = [W.view(Guarded) for W in net.W]
-        net.b = [b.view(Guarded) for b in net.b]
+        for layer in net.layers:        # net.W and net.b list the layers' own arrays
+            layer.W, layer.b = layer.W.view(Guarded), layer.b.view(Guarded)
+        assert all(isinstance(p, Guarded) for p in net.parameters())
     x = backend.asarray(np.linspace(0.1, 0.9, 36).reshape(3, 12))
     if isinstance(xp, Namespace):
         x = x.view(Guarded)

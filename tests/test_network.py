@@ -33,7 +33,8 @@ def plain_forward(net, spikes):
 @pytest.fixture
 def small():
     net = SNN([12, 9, 7, 4], tau=0.5, v_th=0.3, dtype="float64", seed=4)
-    net.b = [np.linspace(-0.1, 0.1, len(b)) for b in net.b]
+    for b in net.b:                           # in place: net.b lists the layers' arrays
+        b[...] = np.linspace(-0.1, 0.1, len(b))
     spikes = bernoulli(np.random.default_rng(0).uniform(0, 0.6, (3, 12)), 6, rng=1,
                        dtype="float64")
     return net, spikes
@@ -139,3 +140,50 @@ def test_bad_targets():
     tr = net.forward(np.zeros((4, 2, 10)))
     with pytest.raises(ValueError, match=r"targets must have shape \(2, 5\); got shape \(3, 5\)"):
         net.loss(tr, np.zeros((3, 5)))
+
+
+def test_a_spec_string_and_a_list_of_widths_are_the_same_network():
+    import inspect
+
+    from stbp.network import Dense
+    a = SNN("784-800-10", tau=0.3, v_th=0.5, seed=4)
+    b = SNN([784, 800, 10], tau=0.3, v_th=0.5, seed=4)
+    c = SNN(np.array([784, 800, 10]), tau=0.3, v_th=0.5, seed=4)
+    assert type(a) is type(b) is type(c) is SNN
+    assert a.spec == b.spec == c.spec == "784-800-10"         # always a string
+    assert a.sizes == b.sizes == [784, 800, 10] and a.input_shape == b.input_shape == (784,)
+    assert [type(layer) for layer in b.layers] == [Dense, Dense]
+    assert a.description() == b.description() == c.description()
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p, q)
+    assert not np.array_equal(a.W[0], SNN([784, 800, 10], tau=0.3, v_th=0.5, seed=5).W[0])
+    x = bernoulli(np.random.default_rng(0).uniform(0, 0.6, (3, 784)), 5, rng=1)
+    ta, tb = a.forward(x), b.forward(x)
+    assert sum(int(o.sum()) for o in ta.o[1:]) > 0          # the comparison is not of zeros
+    for p, q in zip(ta.o + ta.u, tb.o + tb.u):
+        np.testing.assert_array_equal(p, q)
+    sig = inspect.signature(SNN)
+    assert list(sig.parameters)[0] == "spec"
+    assert sig.parameters["spec"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    for name in ("tau", "v_th"):
+        assert sig.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert sig.parameters[name].default is inspect.Parameter.empty
+    with pytest.raises(TypeError):
+        SNN([4, 3], 0.3, 0.5)                                 # tau and v_th by name only
+
+
+def test_parameters_follow_the_order_of_the_gradients():
+    for spec in ("12-9-7-4", "6x6-2C3-P2-5-3"):
+        net = SNN(spec, tau=0.5, v_th=0.3, dtype="float64", seed=4)
+        params = net.parameters()
+        assert len(params) == 2 * len(net.W)
+        assert all(p is q for p, q in zip(params, [a for Wb in zip(net.W, net.b) for a in Wb]))
+        x = bernoulli(np.random.default_rng(0).uniform(0, 0.6, (3, net.sizes[0])), 4, rng=1,
+                      dtype="float64")
+        Y = np.eye(net.sizes[-1])[[0, 1, 2]]
+        flat = [g for Wb in net.gradients(net.forward(x), Y) for g in Wb]
+        assert [g.shape for g in flat] == [p.shape for p in params]
+        assert [g.dtype for g in flat] == [p.dtype for p in params]
+        # net.W lists the layers' own arrays: an edit in place is the network's
+        net.W[0][...] = 0
+        assert not net.layers[0].W.any() and not net.parameters()[0].any()

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from stbp import SNN, backend
-from stbp.conv import col2im, crop_maps, im2col, pad_maps, parse_spec
+from stbp.conv import col2im, crop_maps, im2col, pad_maps
+from stbp.engine import ARRAY, Fused
 from stbp.encode import bernoulli
 from stbp.gradcheck import check_gradients
 from stbp.kernels.cpu import NumbaKernels
+from stbp.spec import parse_spec
 from stbp.surrogates import Rectangular, Smooth
 
 AUTHORS = "28x28-32C3p1-P2-32C3p1-P2-128-10"
@@ -80,6 +82,7 @@ def test_fused_kernels_equal_the_array_code_on_the_authors_layers(monkeypatch):
     x = bernoulli(np.random.default_rng(0).random((3, 144)), T=6, rng=1)
     Y = np.eye(5, dtype="float32")[[0, 3, 4]]
     monkeypatch.setattr(backend, "fused", None)           # the array code as written
+    assert backend.engine(net.surrogate) is ARRAY
     plain = net.forward(x)
     assert 0 < float(plain.o[-2].mean()) < 1
     g_plain = net.gradients(plain, Y)
@@ -87,7 +90,8 @@ def test_fused_kernels_equal_the_array_code_on_the_authors_layers(monkeypatch):
     if shutil.which("g++"):
         kernels.append(EmulatedKernels(np))
     for fused_kernels in kernels:
-        monkeypatch.setattr(backend, "fused", fused_kernels)
+        monkeypatch.setattr(backend, "fused", Fused(fused_kernels))
+        assert backend.engine(net.surrogate).kernels is fused_kernels
         fused = net.forward(x)
         for a, b in zip(plain.o + plain.u, fused.o + fused.u):
             np.testing.assert_array_equal(a, b)

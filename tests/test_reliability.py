@@ -27,7 +27,6 @@ import pytest
 
 import stbp
 from stbp import SNN, checkpoint, data, env, files, reproduce
-from stbp.conv import ConvSNN
 from stbp.encode import bernoulli
 from stbp.optim import SGD, Adam, step_decay
 from stbp.surrogates import Smooth
@@ -366,18 +365,25 @@ def test_a_small_file_declaring_a_huge_layer_is_refused_before_anything_is_built
     """The issue's case: a file of a few KB declaring a layer of 2^24 neurons behind 784
     inputs (13 G weights) is refused by the limit; one within the limit but whose arrays
     do not have the declared shapes is refused by comparing the two; nothing is built."""
-    out = with_meta(saved[0], tmp_path / "huge.npz", sizes=[784, 2 ** 24, 10])
+    out = with_meta(saved[0], tmp_path / "huge.npz", sizes=[784, 2 ** 24, 10],
+                    spec=f"784-{2 ** 24}-10")
     assert out.stat().st_size < 20_000
     monkeypatch.setattr(checkpoint, "SNN", lambda *a, **k: pytest.fail("a network was built"))
     with pytest.raises(ValueError, match=r"checkpoint .*huge.npz declares a network of "
                                          r"\d+ parameters .* more than the 268435456 a "
                                          r"checkpoint may hold"):
         checkpoint.load(out)
-    wide = with_meta(saved[0], tmp_path / "wide.npz", sizes=[6, 2 ** 24, 3])
+    sizes_only = with_meta(saved[0], tmp_path / "sizes.npz", sizes=[784, 2 ** 24, 10])
+    with pytest.raises(ValueError, match=r"sizes.npz: its spec '6-5-3' makes layers of "
+                                         r"\[6, 5, 3\] neurons, but its sizes say "
+                                         r"\[784, 16777216, 10\]"):
+        checkpoint.load(sizes_only)
+    wide = with_meta(saved[0], tmp_path / "wide.npz", sizes=[6, 2 ** 24, 3],
+                     spec=f"6-{2 ** 24}-3")
     with pytest.raises(ValueError, match=r"wide.npz: W0 has shape \(5, 6\), expected "
                                          r"\(16777216, 6\)"):
         checkpoint.load(wide)
-    layers = with_meta(saved[0], tmp_path / "layers.npz", sizes=[6, 5, 3, 3])
+    layers = with_meta(saved[0], tmp_path / "layers.npz", sizes=[6, 5, 3, 3], spec="6-5-3-3")
     with pytest.raises(ValueError, match=r"layers.npz lacks the entry 'W2'"):
         checkpoint.load(layers)
 
@@ -459,7 +465,7 @@ def test_optimiser_state_is_validated_before_anything_changes(saved, tmp_path, k
 
 
 def test_an_edited_spec_is_refused_and_equivalent_specs_are_accepted(tmp_path):
-    net = ConvSNN("12x12-4C3", tau=0.3, v_th=0.5, seed=0)
+    net = SNN("12x12-4C3", tau=0.3, v_th=0.5, seed=0)
     path = tmp_path / "conv.npz"
     checkpoint.save(path, net)
     edited = with_meta(path, tmp_path / "edited.npz", spec="20x20-4C3")   # same weight shapes
@@ -467,13 +473,13 @@ def test_an_edited_spec_is_refused_and_equivalent_specs_are_accepted(tmp_path):
                                          r"\[400, 1296\] neurons, but its sizes say \[144, 400\]"):
         checkpoint.load(edited)
     with pytest.raises(ValueError, match=r"its spec '20x20-4C3' makes layers of"):
-        checkpoint.load(edited, net=ConvSNN("20x20-4C3", tau=0.3, v_th=0.5))
-    same = ConvSNN("12x12x1-4C3", tau=0.3, v_th=0.5, seed=5)
+        checkpoint.load(edited, net=SNN("20x20-4C3", tau=0.3, v_th=0.5))
+    same = SNN("12x12x1-4C3", tau=0.3, v_th=0.5, seed=5)
     checkpoint.load(path, net=same)
     assert np.array_equal(same.W[0], net.W[0])
     path1 = tmp_path / "conv1.npz"
     checkpoint.save(path1, same)
-    assert checkpoint.load(path1, net=ConvSNN("12x12-4C3", tau=0.3, v_th=0.5))["net"].spec == "12x12-4C3"
+    assert checkpoint.load(path1, net=SNN("12x12-4C3", tau=0.3, v_th=0.5))["net"].spec == "12x12-4C3"
 
 
 @pytest.mark.parametrize("make, kind", [
@@ -571,9 +577,9 @@ def test_an_unreadable_data_file_is_one_line_naming_it_and_the_fix(tmp_path, mon
 def test_model_inputs_that_spikes_cannot_be_are_named(spikes, exc, match):
     with pytest.raises(exc, match=match):
         small().forward(spikes)
-    if isinstance(spikes, np.ndarray):          # chapter 8's forward makes the array first
+    if isinstance(spikes, np.ndarray):          # a map input is read as an array first
         with pytest.raises(exc, match=match):
-            ConvSNN("2x3-2C2-3", tau=0.3, v_th=0.5).forward(spikes)
+            SNN("2x3-2C2-3", tau=0.3, v_th=0.5).forward(spikes)
 
 
 def test_spikes_that_are_spikes_pass_and_a_smooth_network_takes_rates():
@@ -730,7 +736,14 @@ def test_numbers_and_choices_are_parsed_with_named_errors(monkeypatch):
 def test_stbp_fuse_off_in_any_spelling_turns_the_kernels_off_and_a_bad_value_is_named():
     show = "from stbp import backend; print(type(backend.fused).__name__)"
     assert run_python(show, STBP_FUSE="OFF").stdout.split() == ["NoneType"]
+    # at import a bad value is a warning that names it (import stbp never fails on the
+    # environment), and the default, the kernels, is kept
     bad = run_python(show, STBP_FUSE="of")
+    assert bad.returncode == 0 and bad.stdout.split() == ["Fused"], bad.stderr
+    assert "RuntimeWarning" in bad.stderr
+    assert "STBP_FUSE must be one of 1/0, true/false" in bad.stderr
+    # where it is read afterwards, by backend.use, it is an error
+    bad = run_python("from stbp import backend; backend.use('numpy')", STBP_FUSE="of")
     assert bad.returncode != 0 and "STBP_FUSE must be one of 1/0, true/false" in bad.stderr
 
 

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import stbp
 from stbp import backend, checkpoint, reproduce
 
 
@@ -126,7 +127,7 @@ def test_mlp_configs_are_the_requested_settings():
 def test_cnn_config_trains_the_papers_network(tmp_path, tiny_mnist, monkeypatch):
     """cnn: the paper's convolutional network under the held-out protocol; its checkpoint
     resumes as a convolutional network, and its settings were fixed, not chosen."""
-    from stbp.conv import ConvSNN
+    from stbp.conv import Conv, Pool
     cfg = reproduce.settings("cnn")
     assert cfg["network"] == reproduce.CNN_SPEC == "28x28-15C5-P2-40C5-P2-300-10"
     assert (cfg["tau"], cfg["v_th"], cfg["surrogate"], cfg["a"], cfg["init"], cfg["lr"]) == (
@@ -142,7 +143,8 @@ def test_cnn_config_trains_the_papers_network(tmp_path, tiny_mnist, monkeypatch)
     assert r["test_scored"] and r["final_test_acc"] is not None
     assert r["settings"]["network"] == "28x28-2C5-P4-10"
     net = checkpoint.load(tmp_path / "cnn-exact-seed0.weights.npz")["net"]
-    assert isinstance(net, ConvSNN) and net.spec == "28x28-2C5-P4-10"
+    assert type(net) is stbp.SNN and net.spec == "28x28-2C5-P4-10"
+    assert [type(layer) for layer in net.layers][:2] == [Conv, Pool]
     # resumed with one more epoch: the first epoch is not trained again
     more = reproduce.run("cnn", seed=0, out=tmp_path, epochs=2, progress=False)
     assert more["history"]["loss"][:1] == r["history"]["loss"]

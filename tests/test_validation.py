@@ -48,12 +48,14 @@ def toy(n=40, seed=0):
 # --- SNN --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sizes, exc, match", [
-    ([5, 2.7, 3], TypeError, r"sizes\[1\] must be a positive integer; got sizes\[1\] = 2.7"),
-    ([5, True, 3], TypeError, r"sizes\[1\] must be a positive integer; got sizes\[1\] = True"),
-    ([5, 0, 3], ValueError, r"sizes\[1\] must be a positive integer; got sizes\[1\] = 0"),
+    ([5, 2.7, 3], TypeError, r"sizes\[1\] must be an integer >= 1; got 2.7"),
+    ([5, True, 3], TypeError, r"sizes\[1\] must be an integer >= 1; got True"),
+    ([5, 0, 3], ValueError, r"sizes\[1\] must be an integer >= 1; got 0"),
     ([5, "4", 3], TypeError, r"sizes\[1\]"),
     ([5], ValueError, "sizes must list at least 2 layer widths"),
-    ("53", ValueError, r"spec .53.: the first token must be the input size"),  # a str is a spec (chapter 8)
+    # a str is a spec (stbp.spec): "53" is an input of 53 numbers and no layer
+    ("53", ValueError, r"spec .53.: must end with a layer of neurons"),
+    ("x5-3", ValueError, r"spec .x5-3.: the first token must be the input size"),
     (7, ValueError, "sizes must list at least 2 layer widths"),
 ])
 def test_sizes_must_be_integers(sizes, exc, match):
@@ -160,15 +162,17 @@ def test_forward_names_wrong_width_and_nan():
 def test_trace_records_its_network():
     net = small()
     trace = net.forward(spikes())
-    assert trace.made_by == {"sizes": [6, 5, 3], "tau": 0.3, "v_th": 0.5,
-                             "surrogate": ("Rectangular", 1.0), "carry": "exp",
-                             "dtype": "float32"}
+    assert trace.made_by == {"spec": "6-5-3", "sizes": [6, 5, 3], "tau": 0.3, "v_th": 0.5,
+                             "surrogate": {"name": "Rectangular", "a": 1.0},
+                             "carry": "exp", "dtype": "float32"}
+    assert trace.made_by == net.description()
 
 
 def test_gradients_refuse_a_trace_of_another_input_width():
     wide = small(sizes=[7, 5, 3])
     trace = wide.forward(spikes(n=7))
-    with pytest.raises(ValueError, match=r"trace was made by another network: sizes \[7, 5, 3\] "
+    with pytest.raises(ValueError, match=r"trace was made by another network: spec '7-5-3' "
+                                         r"\(this network: '6-5-3'\); sizes \[7, 5, 3\] "
                                          r"\(this network: \[6, 5, 3\]\)"):
         small().gradients(trace, one_hot())
 
@@ -258,6 +262,61 @@ def test_bernoulli_names_a_bad_rng(rng, exc, match):
 def test_bernoulli_names_a_bad_T(T, exc):
     with pytest.raises(exc, match="T must be a positive integer; got T"):
         bernoulli(np.full(3, 0.5), T, rng=0)
+
+
+# --- optimisers -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda p: Adam(p, lr=1e-2), lambda p: SGD(p, lr=0.1)],
+                         ids=["Adam", "SGD"])
+@pytest.mark.parametrize("fuse", [False, True])
+def test_optimisers_refuse_wrong_gradients_before_any_update(monkeypatch, make, fuse):
+    from stbp.engine import Fused
+    from stbp.kernels.cpu import NumbaKernels
+    monkeypatch.setattr(backend, "fused", Fused(NumbaKernels(np)) if fuse else None)
+    params = [np.ones((3, 8), np.float32), np.ones(3, np.float32),
+              np.ones((2, 3), np.float32), np.ones(2, np.float32)]
+    start = [p.copy() for p in params]
+    opt = make(params)
+    good = [np.full(p.shape, 0.5, np.float32) for p in params]
+    bad_cases = [
+        ([np.ones(8, np.float32)] + good[1:], ValueError,
+         r"grads\[0\] must have shape \(3, 8\) and dtype float32 \(parameter 0\); got "
+         r"\(8,\) float32"),
+        (good[:3], ValueError, "grads must hold 4 arrays, one per parameter; got 3"),
+        (good + good[:1], ValueError, "grads must hold 4 arrays, one per parameter; got 5"),
+        (good[:3] + [good[3].astype(np.float64)], ValueError,
+         r"grads\[3\] must have shape \(2,\) and dtype float32 \(parameter 3\); got "
+         r"\(2,\) float64"),
+        ([(good[0], good[1]), (good[2], np.ones(3, np.float32))], ValueError,
+         r"grads\[3\] must have shape \(2,\)"),                  # pairs, flattened
+        (good[:2] + [good[2].tolist(), good[3]], TypeError, r"grads\[2\] is a builtins.list"),
+        (7, TypeError, "grads must be a list of arrays or of \\(dW, db\\) pairs"),
+    ]
+    state = {k: v.copy() for k, v in opt.state().items()}
+    for grads, exc, match in bad_cases:
+        with pytest.raises(exc, match=match):
+            opt.step(grads)
+        for p, q in zip(params, start):              # nothing was updated
+            np.testing.assert_array_equal(p, q)
+        for k, v in opt.state().items():
+            np.testing.assert_array_equal(v, state[k])
+    # the same gradients, flat or in pairs, are taken, and update every parameter
+    opt.step([(good[0], good[1]), (good[2], good[3])])
+    assert all(not np.array_equal(p, q) for p, q in zip(params, start))
+    flat = [p.copy() for p in params]
+    twin = make([q.copy() for q in start])
+    twin.step(good)
+    for p, q in zip(flat, twin.params):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_optimisers_take_snn_gradients_as_they_come():
+    net = small()
+    trace = net.forward(spikes())
+    for opt in (Adam(net.parameters(), lr=1e-2), SGD(net.parameters(), lr=0.1)):
+        before = [p.copy() for p in net.parameters()]
+        opt.step(net.gradients(trace, one_hot()))      # the list of (dW, db) pairs
+        assert any(not np.array_equal(p, q) for p, q in zip(net.parameters(), before))
 
 
 # --- checkpoint.save and load -----------------------------------------------------------
@@ -401,7 +460,8 @@ def test_optimizer_state_is_checked(saved, tmp_path):
 def test_the_file_can_build_the_network_it_holds(saved):
     path, net, _ = saved
     back = checkpoint.load(path)["net"]
-    assert back.settings() == net.settings()
+    assert back.description() == net.description()
+    assert checkpoint.hyper_parameters(back) == net.description()
     assert all(np.array_equal(a, b) for a, b in zip(parameters(back), parameters(net)))
 
 

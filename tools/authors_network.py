@@ -105,15 +105,13 @@ def stbp_network(state_dict):
     net = stbp.SNN(SPEC, tau=TAU, v_th=V_TH, surrogate=Rectangular(2 * LENS), carry="reset",
                    dtype="float32", seed=0)
     fc1 = w["fc1.weight"]                           # columns in torch's (c, h, w) order
-    net.W = [np.ascontiguousarray(w["conv1.weight"].transpose(0, 2, 3, 1)),
-             np.ascontiguousarray(w["conv2.weight"].transpose(0, 2, 3, 1)),
-             np.ascontiguousarray(fc1.reshape(128, 32, 7, 7).transpose(0, 2, 3, 1)
-                                  .reshape(128, -1)),
-             np.ascontiguousarray(w["fc2.weight"])]
-    net.b = [np.ascontiguousarray(w[f"{name}.bias"])
-             for name in ("conv1", "conv2", "fc1", "fc2")]
-    for W, W0 in zip(net.W, stbp.SNN(SPEC, tau=TAU, v_th=V_TH, seed=0).W):
-        assert W.shape == W0.shape and W.dtype == np.float32
+    weights = [w["conv1.weight"].transpose(0, 2, 3, 1), w["conv2.weight"].transpose(0, 2, 3, 1),
+               fc1.reshape(128, 32, 7, 7).transpose(0, 2, 3, 1).reshape(128, -1),
+               w["fc2.weight"]]
+    biases = [w[f"{name}.bias"] for name in ("conv1", "conv2", "fc1", "fc2")]
+    for W, new in zip(net.W + net.b, weights + biases):  # the layers' own arrays, in place
+        assert W.shape == new.shape and W.dtype == new.dtype == np.float32, (W.shape, new.shape)
+        W[...] = new
     return net
 
 
@@ -390,6 +388,7 @@ def main(argv=None):
     sys.path.insert(0, ROOT)
     import numba
     import stbp
+    stbp.backend.tune_process()        # one Numba thread and malloc's reuse, as training has
     torch.set_num_threads(1)
     start = time.perf_counter()
     commit = git("rev-parse", "HEAD")                  # the code that runs, read first
@@ -411,7 +410,7 @@ def main(argv=None):
         "comparison": compare(model, control, net, x, y, args.batch, args.seed, args.limit),
         "gradients": compare_gradients(model, net, x, y, 20, args.seed + 1),
         "timing": time_models(model, net, x, args.batch, args.seed + 2),
-        "stbp_fused_kernels": type(stbp.backend.fused).__name__,
+        "stbp_fused_kernels": type(getattr(stbp.backend.fused, "kernels", None)).__name__,
         "versions": {"torch": torch.__version__, "numpy": np.__version__,
                      "numba": numba.__version__, "python": platform.python_version(),
                      "stbp_from": os.path.dirname(stbp.__file__)},

@@ -59,9 +59,9 @@ BATCH, T, DECAY, V_TH, RATE = 16, 500, 0.5, 1.0, 0.2
 
 def _rss():
     """This process' resident set and its high-water mark, bytes (Linux /proc); the
-    same reading as stbp.bench._rss, written out here because importing stbp would
-    change malloc's settings (stbp.backend.keep_freed_memory) in the peers'
-    processes."""
+    same reading as stbp.bench._rss, written out here so that the peers' processes
+    import nothing of stbp's (stbp's own process sets malloc's reuse through
+    stbp.backend.tune_process)."""
     with open("/proc/self/status") as fh:
         fields = dict(line.split(":", 1) for line in fh if ":" in line)
     return {"rss": int(fields["VmRSS"].split()[0]) * 1024,

@@ -168,7 +168,8 @@ def torch_cnn_steps(steps, warmup, threads):
 
 def stbp_steps(steps, warmup, cnn=False):
     sys.path.insert(0, ROOT)
-    from stbp import bench
+    from stbp import backend, bench
+    backend.tune_process()        # malloc's reuse and Numba's threads, as training does
     if cnn:
         _, _, step = bench._conv_training(CNN_SPEC, CNN_BATCH, CNN_T)
     else:

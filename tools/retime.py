@@ -90,6 +90,7 @@ def main(argv=None):
         parser.error("--batches and --rounds must be at least 1")
     if args.out:
         files.check_target(args.out, "re-timing file")      # before the timing, not after
+    backend.tune_process()              # malloc's reuse and Numba's threads, as training has
     load = list(os.getloadavg())            # before this run adds its own
     data = load_mnist(args.data)
     rows = []

@@ -20,26 +20,49 @@ Two implementations sit behind one interface, :class:`Kernels`:
   source compiles for the CPU with g++ (a loop over blocks and threads) for the tests.
 
 Dependencies point one way: this package imports neither the backend nor the model
-code.  The model code passes the surrogate object and the carry's name; what the kernels
-need of them (the curve's number, its constants, f and f' at 0 and 1) is computed here,
-with the same floating-point operations as the array code.
+code.  The kernels take numbers, a :class:`Form`: ``stbp.engine.neuron_form`` computes
+them from the network's neuron and surrogate with the book's own functions, so the
+kernels restate no formula of the book's; what they compute with those numbers (the
+curve g' of each ``CURVES`` entry, the carry f for real outputs) is written out in
+:mod:`stbp.kernels.cpu` and :mod:`stbp.kernels.cuda` and tested against the array code.
 
 Hand-written glue, not exported from the book.
 """
 from __future__ import annotations
 
-import math
+from typing import NamedTuple
 
 import numpy
 
-#: surrogate class name (in ``stbp.surrogates``) -> the curve's number in the kernels
-CURVES = {"Rectangular": 0, "Polynomial": 1, "Smooth": 2, "Sigmoid": 2, "Gaussian": 3}
+#: curve name (``Surrogate.kernel_form()``) -> the curve's number in the kernels, with its
+#: constants: rectangular g' = sb 1[|x| < sa]; polynomial g' = max(sa - sb |x|, 0);
+#: logistic s = 1/2 + tanh(x / sa) / 2, g' = s (1 - s) / sb; gaussian exp(-x x / sa) / sb
+CURVES = {"rectangular": 0, "polynomial": 1, "logistic": 2, "gaussian": 3}
 #: carry name -> number: f(o) = tau e^{-o/tau} ("exp"), or an affine f(o) = tau + slope o,
-#: the chord ("linear") or the authors' tau (1 - o) ("reset", slope -tau): one kernel case,
-#: the slope an argument (stbp.neuron computes the reset carry as tau - tau o to match)
+#: the chord ("linear") or the authors' tau (1 - o) ("reset", slope -tau): one kernel case
 CARRIES = {"exp": 0, "linear": 1, "reset": 1}
 #: gradient rule -> number
 RULES = {"exact": 0, "seed": 1, "detached": 2}
+
+
+class Form(NamedTuple):
+    """What a kernel needs of a layer's neurons, as Python numbers (the kernels round them
+    to the arrays' dtype, as NumPy rounds a Python float met by an array): 0/1 spikes or
+    real outputs; the carry's name; the curve's name and constants sa, sb; tau and v_th;
+    f and f' at o = 0 and o = 1; the affine carry's slope."""
+    binary: bool
+    carry: str
+    curve: str
+    tau: float
+    v_th: float
+    F0: float
+    F1: float
+    dF0: float
+    dF1: float
+    slope: float
+    sa: float
+    sb: float
+
 
 #: The kernel signatures, written once.  Each CUDA entry, its CPU emulation and the
 #: argument conversions (ctypes, CuPy scalars) are generated from these lists of
@@ -60,57 +83,12 @@ SIGNATURES = {
 }
 
 
-def curve_id(surrogate):
-    """The kernels' number for this surrogate's curve, or None when they do not know it
-    (a subclass or a curve defined elsewhere runs the array code)."""
-    cls = type(surrogate)
-    if cls.__module__ != "stbp.surrogates":
-        return None
-    return CURVES.get(cls.__name__)
-
-
-def supports(surrogate):
-    """Whether the kernels know this surrogate's curve (else the array code runs)."""
-    return curve_id(surrogate) is not None
-
-
 def real_type(dtype):
     """The NumPy scalar type of a float32 or float64 dtype; ValueError for any other."""
     name = getattr(dtype, "name", str(dtype))
     if name not in ("float32", "float64"):
         raise ValueError(f"the fused kernels take float32 or float64 arrays, got {name}")
     return numpy.dtype(name).type
-
-
-def surrogate_constants(surrogate, dtype):
-    """(sa, sb) of the curve, rounded to dtype as NumPy rounds a Python float met by an
-    array of that dtype, so that the kernels do the array code's arithmetic:
-
-    rectangular g' = sb 1[|x| < sa] (sa = a/2, sb = 1/a); polynomial
-    g' = max(sa - sb |x|, 0) (sa = sqrt(a)/2, sb = a/4); logistic s = 1/2 + tanh(x/sa)/2,
-    g' = s (1 - s) / sb (sa = 2a, sb = a); gaussian g' = exp(-x x / sa) / sb
-    (sa = 2a, sb = sqrt(2 pi a)).
-    """
-    real, a = real_type(dtype), surrogate.a
-    sa, sb = {0: (a / 2, 1 / a), 1: (a ** 0.5 / 2, a / 4), 2: (2 * a, a),
-              3: (2 * a, (2 * math.pi * a) ** 0.5)}[curve_id(surrogate)]
-    return real(sa), real(sb)
-
-
-def carry_values(tau, carry, dtype):
-    """f(0), f(1), f'(0), f'(1) and the affine carry's slope, in dtype, computed with the
-    same operations as ``stbp.neuron.ON_SPIKES`` applied to 0/1 spikes of that dtype: the
-    chord tau + (tau e^{-1/tau} - tau) o for "exp" and "linear", tau - tau o for "reset"."""
-    if carry not in CARRIES:
-        raise ValueError(f"carry must be one of {tuple(CARRIES)}, got {carry!r}")
-    real = real_type(dtype)
-    o = numpy.asarray([0, 1], dtype=real)
-    e1 = math.exp(-1.0 / tau)
-    step = -tau if carry == "reset" else tau * e1 - tau     # f(1) - f(0)
-    F = tau + step * o if carry != "reset" else tau - tau * o   # f on 0/1 (chapter 1)
-    slope = real(step)
-    dF = -1.0 + (1.0 - e1) * o if carry == "exp" else numpy.full(2, slope)
-    return real(F[0]), real(F[1]), real(dF[0]), real(dF[1]), slope
 
 
 class Kernels:
@@ -127,20 +105,24 @@ class Kernels:
     def __init__(self, xp):
         self.xp = xp
 
-    def layer_forward(self, X, b, tau, v_th, surrogate, carry="exp"):
+    def layer_forward(self, X, b, form):
         """Fused ``stbp.network.layer_forward``: X (T, B, n) may become U; returns U, O."""
         raise NotImplementedError
 
-    def layer_backward(self, spatial, U, O, tau, v_th, surrogate, rule="exact", carry="exp"):
-        """E (T, B, n) of one layer and P, the term that ``P @ W`` sends one layer down."""
+    def layer_backward(self, spatial, U, O, form, rule="exact"):
+        """E (T, B, n) of one layer and P, the term that the layer's transposed product
+        sends one layer down."""
         raise NotImplementedError
 
-    def _check(self, rule=None, carry="exp"):
+    def _check(self, form, rule=None):
+        if not isinstance(form, Form):
+            raise TypeError(f"form must be a stbp.kernels.Form; got {type(form).__name__}")
         if rule is not None and rule not in RULES:
             raise ValueError(f"rule must be one of {tuple(RULES)}, got {rule!r}")
-        if carry not in CARRIES:
-            raise ValueError(f"carry must be one of {tuple(CARRIES)}, got {carry!r}")
+        if form.carry not in CARRIES:
+            raise ValueError(f"carry must be one of {tuple(CARRIES)}, got {form.carry!r}")
+        if form.curve not in CURVES:
+            raise ValueError(f"curve must be one of {tuple(CURVES)}, got {form.curve!r}")
 
 
-__all__ = ["CURVES", "CARRIES", "RULES", "SIGNATURES", "curve_id", "supports", "real_type",
-           "surrogate_constants", "carry_values", "Kernels"]
+__all__ = ["CURVES", "CARRIES", "RULES", "Form", "SIGNATURES", "real_type", "Kernels"]

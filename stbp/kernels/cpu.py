@@ -33,8 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from stbp import env
-from stbp.kernels import (CARRIES, RULES, Kernels, carry_values, curve_id, real_type,
-                          surrogate_constants)
+from stbp.kernels import CARRIES, CURVES, RULES, Kernels, real_type
 
 
 def _probe():
@@ -61,7 +60,7 @@ CACHE = _cache_works()
 
 @njit(cache=CACHE, inline="always")
 def _grad(x, curve, sa, sb, zero, half, one):
-    """g'(x) of curve 0-3 with the constants of stbp.kernels.surrogate_constants."""
+    """g'(x) of curve 0-3 (stbp.kernels.CURVES) with its constants sa, sb."""
     if curve == 0:
         return sb if abs(x) < sa else zero
     if curve == 1:
@@ -253,23 +252,25 @@ class NumbaKernels(Kernels):
     """The fused operations on NumPy arrays (see the module's docstring)."""
 
     def __init__(self, xp, threads=None):
+        """threads: None leaves Numba's thread count as it is (stbp.backend.tune_process
+        sets it for the training commands); an integer sets it."""
         super().__init__(xp)
-        self.threads = configure_threads(threads)
+        if threads is not None:
+            configure_threads(threads)
 
-    def layer_forward(self, X, b, tau, v_th, surrogate, carry="exp"):
-        self._check(carry=carry)
+    def layer_forward(self, X, b, form):
+        self._check(form)
         real = real_type(X.dtype)
         U = np.ascontiguousarray(X)              # X itself when it is contiguous already
         b = np.ascontiguousarray(b, dtype=U.dtype)
         O = np.empty_like(U)
-        F0, F1, _, _, slope = carry_values(tau, carry, U.dtype)
-        sa, _ = surrogate_constants(surrogate, U.dtype)
-        forward = _kernel(_make_forward, bool(surrogate.binary), CARRIES[carry])
-        forward(U, b, O, real(tau), F0, F1, slope, real(v_th), sa, real(0.5), real(1))
+        forward = _kernel(_make_forward, form.binary, CARRIES[form.carry])
+        forward(U, b, O, real(form.tau), real(form.F0), real(form.F1), real(form.slope),
+                real(form.v_th), real(form.sa), real(0.5), real(1))
         return U, O
 
-    def layer_backward(self, spatial, U, O, tau, v_th, surrogate, rule="exact", carry="exp"):
-        self._check(rule, carry)
+    def layer_backward(self, spatial, U, O, form, rule="exact"):
+        self._check(form, rule)
         real = real_type(U.dtype)
         U = np.ascontiguousarray(U)
         S = np.ascontiguousarray(np.broadcast_to(spatial, U.shape), dtype=U.dtype)
@@ -278,12 +279,11 @@ class NumbaKernels(Kernels):
         Or = np.zeros((1, 1, 1), U.dtype) if binary else np.ascontiguousarray(O, U.dtype)
         E = np.empty_like(U)
         P = np.empty_like(U) if rule == "seed" else np.zeros((1, 1, 1), U.dtype)
-        F0, F1, dF0, dF1, slope = carry_values(tau, carry, U.dtype)
-        sa, sb = surrogate_constants(surrogate, U.dtype)
-        backward = _kernel(_make_backward, bool(binary), CARRIES[carry], RULES[rule],
-                           curve_id(surrogate))
-        backward(S, U, O8, Or, E, P, real(tau), F0, F1, dF0, dF1, slope, real(v_th), sa, sb,
-                 real(0.5), real(1))
+        backward = _kernel(_make_backward, bool(binary), CARRIES[form.carry], RULES[rule],
+                           CURVES[form.curve])
+        backward(S, U, O8, Or, E, P, real(form.tau), real(form.F0), real(form.F1),
+                 real(form.dF0), real(form.dF1), real(form.slope), real(form.v_th),
+                 real(form.sa), real(form.sb), real(0.5), real(1))
         return E, (P if rule == "seed" else E)
 
     def bernoulli(self, R, x, dtype):

@@ -16,15 +16,14 @@ import math
 
 import numpy
 
-from stbp.kernels import (CARRIES, RULES, SIGNATURES, Kernels, carry_values, curve_id,
-                          real_type, surrogate_constants)
+from stbp.kernels import CARRIES, CURVES, RULES, SIGNATURES, Kernels, real_type
 
 #: threads per block of every launch
 THREADS = 256
 
 SOURCE = r"""
 // real is float or double: the source is compiled once for each.
-// sa, sb: the curve's constants, rounded to real (stbp.kernels.surrogate_constants).
+// sa, sb: the curve's constants, rounded to real (stbp.kernels.Form, from Surrogate.kernel_form).
 __device__ real surrogate_grad(real x, int curve, real sa, real sb) {
     switch (curve) {
     case 0:                                     // rectangular: sb 1[|x| < sa]
@@ -167,23 +166,22 @@ class LaunchKernels(Kernels):
         real = "float" if real_type(dtype) is numpy.float32 else "double"
         self.launch(name, real, n_threads, values)
 
-    def layer_forward(self, X, b, tau, v_th, surrogate, carry="exp"):
-        self._check(carry=carry)
+    def layer_forward(self, X, b, form):
+        self._check(form)
         xp = self.xp
         real = real_type(X.dtype)
         U = xp.ascontiguousarray(X)               # X itself when it is contiguous already
         b = xp.ascontiguousarray(b, dtype=U.dtype)
         O = xp.empty_like(U)
         T, B, n = U.shape
-        F0, F1, _, _, slope = carry_values(tau, carry, U.dtype)
-        sa, _ = surrogate_constants(surrogate, U.dtype)
         self._call("layer_forward", U.dtype, B * n, U=U, O=O, b=b, T=T, BN=B * n, n=n,
-                   tau=real(tau), F0=F0, F1=F1, slope=slope, v_th=real(v_th),
-                   binary=int(surrogate.binary), carry=CARRIES[carry], sa=sa)
+                   tau=real(form.tau), F0=real(form.F0), F1=real(form.F1),
+                   slope=real(form.slope), v_th=real(form.v_th), binary=int(form.binary),
+                   carry=CARRIES[form.carry], sa=real(form.sa))
         return U, O
 
-    def layer_backward(self, spatial, U, O, tau, v_th, surrogate, rule="exact", carry="exp"):
-        self._check(rule, carry)
+    def layer_backward(self, spatial, U, O, form, rule="exact"):
+        self._check(form, rule)
         xp = self.xp
         real = real_type(U.dtype)
         S = xp.ascontiguousarray(xp.broadcast_to(spatial, U.shape), dtype=U.dtype)
@@ -194,12 +192,12 @@ class LaunchKernels(Kernels):
         E = xp.empty_like(U)
         P = xp.empty_like(U) if rule == "seed" else xp.zeros(1, dtype=U.dtype)
         T, B, n = U.shape
-        F0, F1, dF0, dF1, slope = carry_values(tau, carry, U.dtype)
-        sa, sb = surrogate_constants(surrogate, U.dtype)
         self._call("layer_backward", U.dtype, B * n, E=E, P=P, S=S, U=U, O8=O8, Or=Or, T=T,
-                   BN=B * n, tau=real(tau), F0=F0, F1=F1, dF0=dF0, dF1=dF1, slope=slope,
-                   v_th=real(v_th), binary=int(binary), carry=CARRIES[carry],
-                   rule=RULES[rule], curve=curve_id(surrogate), sa=sa, sb=sb)
+                   BN=B * n, tau=real(form.tau), F0=real(form.F0), F1=real(form.F1),
+                   dF0=real(form.dF0), dF1=real(form.dF1), slope=real(form.slope),
+                   v_th=real(form.v_th), binary=int(binary), carry=CARRIES[form.carry],
+                   rule=RULES[rule], curve=CURVES[form.curve], sa=real(form.sa),
+                   sb=real(form.sb))
         return E, (P if rule == "seed" else E)
 
 

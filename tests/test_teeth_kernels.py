@@ -1,0 +1,136 @@
+"""Teeth for chapter 7's kernels (stbp/kernels/cpu.py, and the CUDA source built for the
+CPU by g++): each kernel called directly, with the numbers ``stbp.engine.neuron_form``
+gives it, against the book's array function called directly (never through the
+engine, so that neither side is chosen by STBP_FUSE).  One case per test, so that
+tools/mutate.py can run just the cases that should catch a mutation of a kernel, and
+compile few kernels to do it."""
+import shutil
+
+import numpy as np
+import pytest
+
+from stbp import conv, optim
+from stbp.backward import RULES, layer_backward
+from stbp.engine import neuron_form
+from stbp.kernels.cpu import NumbaKernels
+from stbp.network import layer_forward
+from stbp.surrogates import Gaussian, Polynomial, Rectangular, Sigmoid, Smooth
+
+TAU, V_TH = 0.35, 0.3
+SURROGATES = {"rect": Rectangular(0.8), "poly": Polynomial(1.3), "sigmoid": Sigmoid(0.7),
+              "gauss": Gaussian(0.8), "smooth": Smooth(0.6)}
+#: (surrogate, carry) cases: 0/1 spikes with the exp carry (f, f' picked from two values)
+#: and with the affine one; real outputs with the exp carry and with the affine ones
+CASES = [("rect", "exp"), ("rect", "linear"), ("poly", "exp"), ("sigmoid", "reset"),
+         ("gauss", "exp"), ("smooth", "exp"), ("smooth", "linear"), ("smooth", "reset")]
+
+
+def inputs(T=6, B=4, n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0.35, 0.6, (T, B, n)), rng.normal(0, 0.1, n),
+            rng.normal(0, 1, (T, B, n)))
+
+
+def close(got, ref, exact):
+    """Bit for bit where no exp or tanh enters, else to a few units in the last place."""
+    assert got.shape == ref.shape and got.dtype == ref.dtype
+    if exact:
+        np.testing.assert_array_equal(got, ref)
+    else:
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13 * float(np.abs(ref).max()))
+
+
+def kernel_and_array(kernels, name, carry, rule):
+    surrogate = SURROGATES[name]
+    X, b, S = inputs()
+    exact = name in ("rect", "poly") and not (carry == "exp" and not surrogate.binary)
+    U_ref, O_ref = layer_forward(X.copy(), b, TAU, V_TH, surrogate, carry)
+    form = neuron_form(TAU, V_TH, surrogate, carry, X.dtype)
+    U, O = kernels.layer_forward(X.copy(), b, form)
+    close(U, U_ref, exact)
+    close(O, O_ref, exact)
+    if surrogate.binary:
+        assert 0.05 < float(O_ref.mean()) < 0.95
+        O_ref = O_ref.astype(bool)                       # as a trace stores spikes
+    neuron = dict(tau=TAU, v_th=V_TH, surrogate=surrogate, carry=carry, dtype=X.dtype)
+    E_ref, P_ref, _ = layer_backward(S, U_ref, O_ref, type("Neuron", (), neuron), rule)
+    E, P = kernels.layer_backward(S, U_ref, O_ref, form, rule)
+    assert float(np.abs(E_ref).max()) > 0
+    close(E, E_ref, exact)
+    close(P, P_ref, exact)
+
+
+@pytest.fixture(scope="module")
+def numba_kernels():
+    return NumbaKernels(np)
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: cannot build the CUDA source for the CPU")
+    from stbp.kernels.cuda import EmulatedKernels
+    return EmulatedKernels(np, folder=str(tmp_path_factory.mktemp("kernels")))
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("name, carry", CASES)
+def test_numba_layer_kernels_equal_the_array_code(numba_kernels, name, carry, rule):
+    kernel_and_array(numba_kernels, name, carry, rule)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("name, carry", [("rect", "exp"), ("poly", "linear"),
+                                         ("smooth", "linear"), ("gauss", "exp")])
+def test_emulated_cuda_layer_kernels_equal_the_array_code(emulated, name, carry, rule):
+    kernel_and_array(emulated, name, carry, rule)
+
+
+@pytest.mark.parametrize("shape, k", [((2, 5, 6, 3), 3), ((3, 4, 4, 1), 2), ((1, 5, 5, 2), 5)])
+def test_numba_im2col_and_col2im_equal_the_array_code(numba_kernels, shape, k):
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal(shape)
+    rows = conv.im2col(A, k)
+    np.testing.assert_array_equal(numba_kernels.im2col(A, k), rows)
+    R = rng.standard_normal(rows.shape)
+    np.testing.assert_array_equal(numba_kernels.col2im(R, shape, k), conv.col2im(R, shape, k))
+
+
+def adam_by_the_book(p, g_steps, lr, beta1, beta2, eps):
+    """Kingma and Ba's Algorithm 1, written out."""
+    p, m, s = p.copy(), np.zeros_like(p), np.zeros_like(p)
+    for k, g in enumerate(g_steps, start=1):
+        m = beta1 * m + (1 - beta1) * g
+        s = beta2 * s + (1 - beta2) * g * g
+        p = p - lr * (m / (1 - beta1 ** k)) / (np.sqrt(s / (1 - beta2 ** k)) + eps)
+    return p
+
+
+@pytest.mark.parametrize("which", ["array", "numba"])
+def test_adam_is_the_papers_algorithm(numba_kernels, which):
+    rng = np.random.default_rng(4)
+    p0 = rng.normal(0, 1, (5, 3))
+    g_steps = [rng.normal(0, 1, p0.shape) for _ in range(4)]
+    lr, beta1, beta2, eps = 3e-3, 0.8, 0.9, 1e-3
+    update = optim.adam_update if which == "array" else numba_kernels.adam
+    p, m, s = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+    for k, g in enumerate(g_steps, start=1):
+        update(p, m, s, g, lr, beta1, beta2, eps, k)
+    np.testing.assert_allclose(p, adam_by_the_book(p0, g_steps, lr, beta1, beta2, eps),
+                               rtol=1e-12, atol=1e-15)
+    assert float(np.abs(p - p0).max()) > 1e-3
+
+
+@pytest.mark.parametrize("which", ["array", "numba"])
+def test_sgd_is_momentum_sgd(numba_kernels, which):
+    rng = np.random.default_rng(5)
+    p0 = rng.normal(0, 1, 7)
+    g_steps = [rng.normal(0, 1, p0.shape) for _ in range(3)]
+    update = optim.sgd_update if which == "array" else numba_kernels.sgd
+    p, v = p0.copy(), np.zeros_like(p0)
+    want, w = p0.copy(), np.zeros_like(p0)
+    for g in g_steps:
+        update(p, v, g, 0.05, 0.9)
+        w = 0.9 * w + g
+        want = want - 0.05 * w
+    np.testing.assert_allclose(p, want, rtol=1e-13)
