@@ -57,6 +57,7 @@ def crop_maps(A, p):
 
 
 # --- book/08_convolution.ipynb, cell 11 ---
+@array_code
 def pool_forward(A, k):
     """Average pooling: Obar[r, p, q, c] = (1/k^2) sum_{i,j<k} A[r, k p + i, k q + j, c]."""
     out = A[:, ::k, ::k, :].copy()
@@ -68,11 +69,13 @@ def pool_forward(A, k):
     return out
 
 
+@array_code
 def pool_backward(G, k):
     """The transpose of pool_forward: each input of a window gets 1/k^2 of the window's
     error G (R, Ho, Wo, C); returns (R, k Ho, k Wo, C)."""
     R, Ho, Wo, C = G.shape
-    spread = backend.xp.broadcast_to((G / (k * k))[:, :, None, :, None, :], (R, Ho, k, Wo, k, C))
+    share = (G / (k * k))[:, :, None, :, None, :]
+    spread = backend.xp.broadcast_to(share, (R, Ho, k, Wo, k, C))
     return spread.reshape(R, Ho * k, Wo * k, C)
 
 
@@ -90,6 +93,10 @@ class Conv(Dense):
     kernel per pair of maps, b (c,) one bias per map; maps are channel last, (R, H, W, C).
     """
 
+    #: window rows up to this many bytes are kept from the forward pass for the weight
+    #: gradient (ex-conv-memory: a second copy saved, the memory held until then)
+    KEEP_BYTES = 256 * 2**20
+
     def __init__(self, size, k, pad, in_shape, dtype, rng, scheme):
         H, W, C = in_shape
         self.k, self.pad, self.in_shape = k, pad, tuple(in_shape)
@@ -97,15 +104,27 @@ class Conv(Dense):
         kernels = scheme((size, k * k * C), rng).astype(dtype)    # one kernel per row
         self.W = kernels.reshape(size, k, k, C)
         self.b = backend.xp.zeros(size, dtype=dtype)
+        self.kept = None               # (maps, window rows) of the last forward pass
 
     def windows(self, A):
         """The window rows of the maps A (R, H, W, C), padded: (R Ho Wo, k k C)."""
         return backend.engine().im2col(pad_maps(A, self.pad), self.k)
 
     def forward(self, A):
-        """X = W (*) A, eq-conv: one product of the window rows with the kernels."""
-        X = self.windows(A) @ self.W.reshape(len(self.W), -1).T   # (R Ho Wo, c)
+        """X = W (*) A, eq-conv: one product of the window rows with the kernels. The
+        rows are kept for the weight gradient (keep_windows) when they fit KEEP_BYTES."""
+        rows = self.windows(A)
+        self.kept = (A.copy(), rows) if rows.nbytes <= self.KEEP_BYTES else None
+        X = rows @ self.W.reshape(len(self.W), -1).T               # (R Ho Wo, c)
         return X.reshape(len(A), -1)
+
+    def kept_windows(self, A):
+        """The window rows of A kept by the last forward pass, if it read maps equal to A
+        (else None); handed out once."""
+        kept, self.kept = self.kept, None
+        if kept is None or kept[0].shape != A.shape:
+            return None
+        return kept[1] if backend.xp.array_equal(kept[0], A) else None
 
     def bias(self):
         """Each map's bias, for every one of its Ho Wo neurons."""
@@ -125,7 +144,10 @@ class Conv(Dense):
         """eq-conv-dw: dL/dW = E^T times the window rows of A, dL/db = E summed, over
         all rows and positions (chapter 3's case 5 on window rows)."""
         E2 = E.reshape(-1, len(self.W))                            # (R Ho Wo, c)
-        rows = self.windows(A).astype(E.dtype, copy=False)
+        rows = self.kept_windows(A)
+        if rows is None:
+            rows = self.windows(A)
+        rows = rows.astype(E.dtype, copy=False)
         return (E2.T @ rows).reshape(self.W.shape), E2.sum(axis=0)
 
     def __repr__(self):
@@ -145,11 +167,11 @@ class Pool:
 
     def forward(self, A):
         """eq-pool on the maps A (R, H, W, C)."""
-        return pool_forward(A, self.k)
+        return backend.engine().pool_forward(A, self.k)
 
     def backward(self, G):
         """eq-pool-back: each input of a window gets 1/k^2 of the window's error."""
-        return pool_backward(G, self.k)
+        return backend.engine().pool_backward(G, self.k)
 
     def __repr__(self):
         return f"Pool({self.k})"
