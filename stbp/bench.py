@@ -565,6 +565,65 @@ def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repe
             "epoch_s": t_step * epoch_samples / batch, "epoch_samples": epoch_samples}
 
 
+#: the Numba kernels' functions -> their part of the step in conv_profile
+_KERNEL_PARTS = {"_forward": "layer recurrence, forward",
+                 "_backward": "layer recurrence, backward", "_im2col": "im2col",
+                 "_col2im": "col2im", "_pool_forward": "pool_forward",
+                 "_pool_backward": "pool_backward", "_adam": "Adam",
+                 "_bernoulli": "encoder"}
+
+
+def conv_profile(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, steps=10, seed=0):
+    """Where the convolutional step's time goes: cProfile's own time per function over
+    `steps` training steps (as conv_training_step's), per step, grouped as "products"
+    (the layers' forward, backward and grads methods, whose own time is their matrix
+    products), the kernels by name, and "other"; a list of {"part", "s_per_step",
+    "share"}, largest first."""
+    import cProfile
+    import pstats
+
+    from stbp.encode import bernoulli
+    from stbp.network import SNN
+    from stbp.optim import Adam
+    from stbp.train import parameters
+
+    xp = backend.xp
+    rng = backend.default_rng(seed)
+    net = SNN(spec, tau=0.2, v_th=0.5, seed=seed)
+    opt = Adam(parameters(net), lr=1e-3)
+    images = rng.random((batch, net.sizes[0]), dtype=xp.float32) * 0.5
+    targets = xp.eye(net.sizes[-1], dtype=xp.float32)[rng.integers(0, net.sizes[-1], batch)]
+
+    def step():
+        trace = net.forward(bernoulli(images, T, rng))
+        opt.step([g for Wb in net.gradients(trace, targets) for g in Wb])
+        _sync()
+
+    step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    parts = {}
+    layer_files = ("network.py", "conv.py")
+    for (filename, _, func), (_, _, own, _, _) in pstats.Stats(prof).stats.items():
+        if func in ("forward", "backward", "grads") and filename.endswith(layer_files):
+            part = "products (layers' forward, backward, grads)"
+        elif "kernels" in filename and func in _KERNEL_PARTS:
+            part = _KERNEL_PARTS[func]
+        elif func == "<method 'astype' of 'numpy.ndarray' objects>":
+            part = "casts (astype)"
+        elif func == "<method 'reduce' of 'numpy.ufunc' objects>":
+            part = "reductions (sums, checks)"
+        else:
+            part = "other"
+        parts[part] = parts.get(part, 0.0) + own
+    total = sum(parts.values())
+    return [{"part": k, "s_per_step": v / steps, "share": v / total}
+            for k, v in sorted(parts.items(), key=lambda kv: -kv[1])]
+
+
 __all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover", "compile_times",
            "THREAD_OPTIONS", "thread_options", "onb_layer", "profile", "scaling",
-           "machine", "main", "conv_training_step"]
+           "machine", "main", "conv_training_step", "conv_profile"]

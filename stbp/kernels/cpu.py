@@ -226,24 +226,28 @@ def _col2im(win, k, A):
 
 
 @njit(cache=CACHE, parallel=True)
-def _pool_forward(A, k, scale, out):
+def _pool_forward(A, k, C, scale, out):
     """out[r, p, q, c] = (the sum of A[r, k p + i, k q + j, c] over the window, in the array
-    code's order: (0, 0) first, then i, j in turn) times scale = 1/k^2."""
-    R, Ho, Wo, C = out.shape
+    code's order: (0, 0) first, then i, j in turn) times scale = 1/k^2; maps as rows of
+    numbers, A (R, H, W C) and out (R, Ho, Wo C), one output row at a time."""
+    R, Ho, WoC = out.shape
+    Wo = WoC // C
     for r in prange(R):
         for p in range(Ho):
-            for q in range(Wo):
-                dst = out[r, p, q]
-                for c in range(C):
-                    dst[c] = A[r, k * p, k * q, c]
-                for i in range(k):
-                    for j in range(k):
-                        if i or j:
-                            src = A[r, k * p + i, k * q + j]
+            dst = out[r, p]
+            for i in range(k):
+                src = A[r, k * p + i]
+                for j in range(k):
+                    for q in range(Wo):
+                        o, s = q * C, (k * q + j) * C
+                        if i == 0 and j == 0:
                             for c in range(C):
-                                dst[c] += src[c]
-                for c in range(C):
-                    dst[c] *= scale
+                                dst[o + c] = src[s + c]
+                        else:
+                            for c in range(C):
+                                dst[o + c] += src[s + c]
+            for m in range(WoC):
+                dst[m] *= scale
 
 
 @njit(cache=CACHE, parallel=True)
@@ -361,7 +365,8 @@ class NumbaKernels(Kernels):
         R, H, W, C = A.shape
         real = real_type(A.dtype)
         out = np.empty((R, H // k, W // k, C), dtype=A.dtype)
-        _pool_forward(np.ascontiguousarray(A), int(k), real(1.0 / (k * k)), out)
+        _pool_forward(np.ascontiguousarray(A).reshape(R, H, W * C), int(k), int(C),
+                      real(1.0 / (k * k)), out.reshape(R, H // k, -1))
         return out
 
     def pool_backward(self, G, k):
