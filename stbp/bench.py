@@ -269,8 +269,10 @@ def compile_times():
 
 #: thread and memory set-ups compared by thread_options: name -> environment
 THREAD_OPTIONS = {
-    "kernels 1 thread, BLAS 2 (chosen)": {"STBP_NUMBA_THREADS": "1"},
-    "kernels 2 threads, BLAS 2": {"STBP_NUMBA_THREADS": "2"},
+    "kernels 2 threads, sleeping when idle, BLAS 2 (chosen)": {"STBP_NUMBA_THREADS": "2"},
+    "kernels 1 thread, BLAS 2": {"STBP_NUMBA_THREADS": "1"},
+    "kernels 2 threads spinning when idle, BLAS 2": {"STBP_NUMBA_THREADS": "2",
+                                                     "OMP_WAIT_POLICY": "ACTIVE"},
     "kernels 2, BLAS 2, OPENBLAS_THREAD_TIMEOUT=4": {"STBP_NUMBA_THREADS": "2",
                                                      "OPENBLAS_THREAD_TIMEOUT": "4"},
     "kernels 2, workqueue layer, BLAS 2": {"STBP_NUMBA_THREADS": "2",
@@ -279,8 +281,8 @@ THREAD_OPTIONS = {
     "kernels 1, BLAS 1": {"STBP_NUMBA_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
     "kernels 2, BLAS 2 limited to 1 during kernels (threadpoolctl)": {
         "STBP_NUMBA_THREADS": "2", "STBP_BENCH_THREADPOOLCTL": "1"},
-    "kernels 1, BLAS 2, freed memory returned (STBP_KEEP_FREED=0)": {
-        "STBP_NUMBA_THREADS": "1", "STBP_KEEP_FREED": "0"},
+    "kernels 2, BLAS 2, freed memory returned (STBP_KEEP_FREED=0)": {
+        "STBP_NUMBA_THREADS": "2", "STBP_KEEP_FREED": "0"},
     "kernels 1, BLAS 1, freed memory returned (STBP_KEEP_FREED=0)": {
         "STBP_NUMBA_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "STBP_KEEP_FREED": "0"},
 }
@@ -423,6 +425,8 @@ def main(argv=None):
                         help="widths n for the Open Neuromorphic setup (none: skip it)")
     parser.add_argument("--repeat", type=int, default=20, help="timed training steps")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
+    parser.add_argument("--no-conv", action="store_true",
+                        help="skip the convolutional step (chapter 8's network) and its profile")
     parser.add_argument("--no-fuse", action="store_true",
                         help="run the array code instead of the fused kernels")
     parser.add_argument("--threads", action="store_true",
@@ -464,6 +468,14 @@ def main(argv=None):
     print(f"  peak memory    {r['peak_bytes'] / 2**20:8.1f} MiB; trace "
           f"{r['bytes_per_neuron_step']:.2f} bytes per neuron-step "
           f"(minimum {r['minimum_bytes_per_neuron_step']:.3f})")
+    if not args.no_conv:
+        results["conv"] = c = conv_training_step(repeat=args.repeat)
+        results["conv_profile"] = conv_profile()
+        print(f"training step {c['spec']}, batch {c['batch']}, T = {c['T']}: "
+              f"{c['step_s'] * 1e3:.1f} ms, its products {c['matmul_s'] * 1e3:.1f} ms, "
+              f"ratio {c['ratio']:.2f} (target <= {TARGETS['ratio']})")
+        for row in results["conv_profile"]:
+            print(f"  {row['part']:45s} {row['s_per_step'] * 1e3:7.2f} ms  {row['share']:6.1%}")
     if args.compile:
         results["compile"] = c = compile_times()
         print(f"first step in a fresh process: {c['cold']['first_step_s']:.1f} s compiling the "
@@ -503,8 +515,6 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 # --- the convolutional network of chapter 8 --------------------------------------------
@@ -627,3 +637,7 @@ def conv_profile(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, steps=10, 
 __all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover", "compile_times",
            "THREAD_OPTIONS", "thread_options", "onb_layer", "profile", "scaling",
            "machine", "main", "conv_training_step", "conv_profile"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,8 +34,9 @@ VARIABLES = {
                         "freed blocks up to this size stay in the process (NumPy backend); "
                         "0 turns it off"),
     "STBP_NUMBA_THREADS": ("package (stbp.kernels.cpu)",
-                           "integer from 1 to `NUMBA_NUM_THREADS`, default 1: the fused "
-                           "CPU kernels' threads"),
+                           "integer from 1 to `NUMBA_NUM_THREADS`, default "
+                           "`NUMBA_NUM_THREADS` (every core): the fused CPU kernels' "
+                           "threads"),
     "STBP_DATA": ("package (stbp.data), tests",
                   "a folder holding `mnist/` with the four MNIST files; default: the "
                   "user cache below; the tests on real MNIST are skipped without it"),

@@ -27,6 +27,7 @@ Hand-written glue, not exported from the book.
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 
 import numba
@@ -175,9 +176,9 @@ def _bernoulli(R, x, out):
             out[t, j] = 1 if R[t, j] < x[j] else 0
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, parallel=True)
 def _adam(p, m, s, g, b1, omb1, b2, omb2, rc2, eps, lrc1):
-    for i in range(p.size):
+    for i in prange(p.size):
         gi = g[i]
         mi = m[i] * b1 + gi * omb1
         si = s[i] * b2 + gi * gi * omb2
@@ -186,9 +187,9 @@ def _adam(p, m, s, g, b1, omb1, b2, omb2, rc2, eps, lrc1):
         p[i] = p[i] - mi / (np.sqrt(si) * rc2 + eps) * lrc1
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, parallel=True)
 def _sgd(p, v, g, mu, lr):
-    for i in range(p.size):
+    for i in prange(p.size):
         vi = v[i] * mu + g[i]
         v[i] = vi
         p[i] = p[i] - lr * vi
@@ -274,18 +275,23 @@ def _flat(a, name):
 
 
 def configure_threads(n=None):
-    """Set Numba's thread count: n, else STBP_NUMBA_THREADS, else 1 (chapter 7: on a
-    machine whose BLAS pool keeps its threads spinning after each product, one kernel
-    thread beside it is fastest).  Returns the count in force."""
+    """Set Numba's thread count: n, else STBP_NUMBA_THREADS, else every core Numba may use
+    (NUMBA_NUM_THREADS).  Unless OMP_WAIT_POLICY is set, it is set to PASSIVE first, so
+    that the kernels' OpenMP threads sleep between kernels instead of spinning against
+    the BLAS pool's threads (chapter 7 measures both; the setting counts only where the
+    OpenMP runtime starts after it, as it does when the commands call this first).
+    Returns the count in force."""
     most = numba.config.NUMBA_NUM_THREADS
     if n is None:
-        n = env.integer("STBP_NUMBA_THREADS", 1, minimum=1, maximum=most)
+        n = env.integer("STBP_NUMBA_THREADS", most, minimum=1, maximum=most)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"Numba threads must be an integer in [1, {most}], got {n!r}")
     n = int(n)
     if not 1 <= n <= most:
         raise ValueError(f"Numba threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], "
                          f"got {n}")
+    if not os.environ.get("OMP_WAIT_POLICY"):           # unset or empty: not the user's
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     numba.set_num_threads(n)
     return n
 
