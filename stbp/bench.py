@@ -444,7 +444,8 @@ def main(argv=None):
     if args.backend or args.no_fuse:
         backend.use(args.backend or backend.name, fuse=not args.no_fuse)
     backend.tune_process()        # malloc's reuse and Numba's threads, as training sets them
-    results = {"machine": machine()}
+    from stbp.reproduce import provenance
+    results = {"machine": machine(), **provenance()}       # the commit it measured
     r = training_step(repeat=args.repeat)
     r["peers_ratio"] = peers_ratio(args.peers)
     results["training_step"] = r
@@ -509,6 +510,7 @@ def main(argv=None):
             points = [p for p in results["scaling"] if p["vary"] == vary]
             print(f"step time as {vary} grows: " + ", ".join(
                 f"{p['value']}: {p['step_s'] * 1e3:.1f} ms" for p in points))
+    results["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     if args.out:
         text = json.dumps(results, indent=1).encode()
         files.write_atomic(args.out, lambda fh: fh.write(text), "benchmark file")

@@ -64,13 +64,20 @@ def test_event_driven_products_equal_blas():
 
 def test_main_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--onb", "--no-scaling", "--repeat", "5", "--out", str(out),
+    assert bench.main(["--onb", "--no-scaling", "--no-conv", "--repeat", "5", "--out", str(out),
                        "--peers", str(tmp_path / "none.json")]) == 0
     saved = json.loads(out.read_text())
-    assert set(saved) == {"machine", "training_step", "onb", "profile"}
+    assert set(saved) == {"machine", "commit", "tree_clean", "training_step", "onb", "profile",
+                          "load_average_end"}
     assert saved["onb"] == [] and saved["machine"]["backend"] == "numpy"
     assert saved["machine"]["fused_kernels"] is (backend.fused is not None)
     assert saved["training_step"]["peers_ratio"] is None
     text = capsys.readouterr().out
     assert "step / matmuls" in text and "forward+gradients / matmuls" in text
     assert "PyTorch step / stbp step" in text
+
+
+def test_conv_profile_parts_add_up():
+    rows = bench.conv_profile("8x8-2C3-P2-4", batch=3, T=2, steps=1)
+    assert abs(sum(r["share"] for r in rows) - 1) < 1e-9
+    assert any(r["part"].startswith("products") for r in rows)
