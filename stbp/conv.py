@@ -11,7 +11,8 @@ from stbp.engine import array_code
 
 @array_code
 def im2col(A, k):
-    """The k x k windows of maps A (R, H, W, C) as rows: (R Ho Wo, k k C), Ho = H - k + 1.
+    """The k x k windows of maps A (R, H, W, C) as rows: (R Ho Wo, k k C),
+    Ho = H - k + 1.
 
     Row (r, p, q) holds A[r, p + i, q + j, c'] in the order (i, j, c'), the order of
     W^n (C, k, k, C') reshaped to (C, k k C'); a strided view, copied once.
@@ -26,8 +27,8 @@ def im2col(A, k):
 
 @array_code
 def col2im(rows, shape, k):
-    """The transpose of im2col: add each entry of rows (R Ho Wo, k k C) back onto the map
-    position it was read from; returns maps of shape shape = (R, H, W, C)."""
+    """The transpose of im2col: add each entry of rows (R Ho Wo, k k C) back onto the
+    map position it was read from; returns maps of shape shape = (R, H, W, C)."""
     R, H, W, C = shape
     Ho, Wo = H - k + 1, W - k + 1
     windows = rows.reshape(R, Ho, Wo, k, k, C)
@@ -59,7 +60,8 @@ def crop_maps(A, p):
 # --- book/08_convolution.ipynb, cell 11 ---
 @array_code
 def pool_forward(A, k):
-    """Average pooling: Obar[r, p, q, c] = (1/k^2) sum_{i,j<k} A[r, k p + i, k q + j, c]."""
+    """Average pooling:
+    Obar[r, p, q, c] = (1/k^2) sum_{i,j<k} A[r, k p + i, k q + j, c]."""
     out = A[:, ::k, ::k, :].copy()
     for i in range(k):
         for j in range(k):
@@ -90,7 +92,8 @@ from stbp.spec import layer_class
 class Conv(Dense):
     """A convolutional layer of neurons (token cCk or cCkpP): c maps from k x k kernels,
     stride 1, on the maps below padded by P zeros on each side. W (c, k, k, C) holds one
-    kernel per pair of maps, b (c,) one bias per map; maps are channel last, (R, H, W, C).
+    kernel per pair of maps, b (c,) one bias per map; maps are channel last,
+    (R, H, W, C).
     """
 
     #: window rows up to this many bytes are kept from the forward pass for the weight
@@ -112,15 +115,16 @@ class Conv(Dense):
 
     def forward(self, A):
         """X = W (*) A, eq-conv: one product of the window rows with the kernels. The
-        rows are kept for the weight gradient (keep_windows) when they fit KEEP_BYTES."""
+        rows are kept for the weight gradient (kept_windows) when they fit
+        KEEP_BYTES."""
         rows = self.windows(A)
         self.kept = (A.copy(), rows) if rows.nbytes <= self.KEEP_BYTES else None
         X = rows @ self.W.reshape(len(self.W), -1).T               # (R Ho Wo, c)
         return X.reshape(len(A), -1)
 
     def kept_windows(self, A):
-        """The window rows of A kept by the last forward pass, if it read maps equal to A
-        (else None); handed out once."""
+        """The window rows of A kept by the last forward pass, if it read maps equal
+        to A (else None); handed out once."""
         kept, self.kept = self.kept, None
         if kept is None or kept[0].shape != A.shape:
             return None
@@ -131,8 +135,8 @@ class Conv(Dense):
         return backend.xp.tile(self.b, math.prod(self.out_shape[:2]))
 
     def backward(self, P):
-        """eq-conv-back: each window row's error (the rows of P times the kernels), added
-        back where it was read (col2im) on the padded maps, their border cropped
+        """eq-conv-back: each window row's error (the rows of P times the kernels),
+        added back where it was read (col2im) on the padded maps, their border cropped
         (eq-pad-back)."""
         c = len(self.W)
         rows = P.reshape(-1, c) @ self.W.reshape(c, -1)            # (R Ho Wo, k k C)
