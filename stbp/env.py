@@ -70,6 +70,10 @@ VARIABLES = {
                         "read by MKL", "positive integer"),
     "NUMBA_NUM_THREADS": ("set by the Makefile; read by Numba",
                           "positive integer: the most threads the kernels may use"),
+    "OMP_WAIT_POLICY": ("read by the OpenMP runtime of Numba's kernels; "
+                        "`stbp.backend.tune_process` sets `PASSIVE` where it is unset",
+                        "`ACTIVE` or `PASSIVE`: whether idle kernel threads spin or "
+                        "sleep"),
     "NUMBA_CACHE_DIR": ("set by stbp.bench for its compile-time probe; read by Numba",
                         "a folder for the compiled kernels; without a writable cache "
                         "folder the kernels are compiled in every process, with a "
