@@ -150,7 +150,8 @@ def engine(surrogate=None):
 def tune_process(threads=None):
     """Set what the training commands set and ``import stbp`` leaves alone: malloc keeps
     freed blocks for reuse (:func:`keep_freed_memory`, ``STBP_KEEP_FREED``) and Numba runs
-    ``threads`` kernel threads (else ``STBP_NUMBA_THREADS``, else 1; chapter 7).  Returns
+    ``threads`` kernel threads (else ``STBP_NUMBA_THREADS``, else every core), which sleep
+    between kernels (``stbp.kernels.cpu.configure_threads``; chapter 7).  Returns
     {"kept_freed": bytes or None, "numba_threads": count or None}."""
     global kept_freed
     if name == "numpy" and kept_freed is None:

@@ -274,8 +274,10 @@ def compile_times():
 
 #: thread and memory set-ups compared by thread_options: name -> environment
 THREAD_OPTIONS = {
-    "kernels 1 thread, BLAS 2 (chosen)": {"STBP_NUMBA_THREADS": "1"},
-    "kernels 2 threads, BLAS 2": {"STBP_NUMBA_THREADS": "2"},
+    "kernels 2 threads, sleeping when idle, BLAS 2 (chosen)": {"STBP_NUMBA_THREADS": "2"},
+    "kernels 1 thread, BLAS 2": {"STBP_NUMBA_THREADS": "1"},
+    "kernels 2 threads spinning when idle, BLAS 2": {"STBP_NUMBA_THREADS": "2",
+                                                     "OMP_WAIT_POLICY": "ACTIVE"},
     "kernels 2, BLAS 2, OPENBLAS_THREAD_TIMEOUT=4": {"STBP_NUMBA_THREADS": "2",
                                                      "OPENBLAS_THREAD_TIMEOUT": "4"},
     "kernels 2, workqueue layer, BLAS 2": {"STBP_NUMBA_THREADS": "2",
@@ -284,8 +286,8 @@ THREAD_OPTIONS = {
     "kernels 1, BLAS 1": {"STBP_NUMBA_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
     "kernels 2, BLAS 2 limited to 1 during kernels (threadpoolctl)": {
         "STBP_NUMBA_THREADS": "2", "STBP_BENCH_THREADPOOLCTL": "1"},
-    "kernels 1, BLAS 2, freed memory returned (STBP_KEEP_FREED=0)": {
-        "STBP_NUMBA_THREADS": "1", "STBP_KEEP_FREED": "0"},
+    "kernels 2, BLAS 2, freed memory returned (STBP_KEEP_FREED=0)": {
+        "STBP_NUMBA_THREADS": "2", "STBP_KEEP_FREED": "0"},
     "kernels 1, BLAS 1, freed memory returned (STBP_KEEP_FREED=0)": {
         "STBP_NUMBA_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "STBP_KEEP_FREED": "0"},
 }
@@ -550,6 +552,8 @@ def main(argv=None):
                         help="widths n for the Open Neuromorphic setup (none: skip it)")
     parser.add_argument("--repeat", type=int, default=20, help="timed training steps")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
+    parser.add_argument("--no-conv", action="store_true",
+                        help="skip the convolutional step (chapter 8's network) and its profile")
     parser.add_argument("--no-fuse", action="store_true",
                         help="run the array code instead of the fused kernels")
     parser.add_argument("--threads", action="store_true",
@@ -569,8 +573,9 @@ def main(argv=None):
         files.check_target(args.out, "benchmark file")     # before minutes of timing
     if args.backend or args.no_fuse:
         backend.use(args.backend or backend.name, fuse=not args.no_fuse)
-    backend.tune_process()        # malloc's reuse and Numba's threads, as training does
-    results = {"machine": machine()}
+    backend.tune_process()        # malloc's reuse and Numba's threads, as training sets them
+    from stbp.reproduce import provenance
+    results = {"machine": machine(), **provenance()}       # the commit it measured
     r = training_step(repeat=args.repeat)
     r["peers_ratio"] = peers_ratio(args.peers)
     results["training_step"] = r
@@ -594,6 +599,14 @@ def main(argv=None):
     print(f"  peak memory    {r['peak_bytes'] / 2**20:8.1f} MiB; trace "
           f"{r['bytes_per_neuron_step']:.2f} bytes per neuron-step "
           f"(minimum {r['minimum_bytes_per_neuron_step']:.3f})")
+    if not args.no_conv:
+        results["conv"] = c = conv_training_step(repeat=args.repeat)
+        results["conv_profile"] = conv_profile()
+        print(f"training step {c['spec']}, batch {c['batch']}, T = {c['T']}: "
+              f"{c['step_s'] * 1e3:.1f} ms, its products {c['matmul_s'] * 1e3:.1f} ms, "
+              f"ratio {c['ratio']:.2f} (target <= {TARGETS['ratio']})")
+        for row in results["conv_profile"]:
+            print(f"  {row['part']:45s} {row['s_per_step'] * 1e3:7.2f} ms  {row['share']:6.1%}")
     if args.compile:
         results["compile"] = c = compile_times()
         print(f"first step in a fresh process: {c['cold']['first_step_s']:.1f} s compiling the "
@@ -638,10 +651,12 @@ def main(argv=None):
             points = [p for p in results["scaling"] if p["vary"] == vary]
             print(f"step time as {vary} grows: " + ", ".join(
                 f"{p['value']}: {p['step_s'] * 1e3:.1f} ms" for p in points))
+    results["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     if args.out:
         text = json.dumps(results, indent=1).encode()
         files.write_atomic(args.out, lambda fh: fh.write(text), "benchmark file")
     return 0
+
 
 
 
@@ -716,11 +731,70 @@ def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repe
             "epoch_s": t_step * epoch_samples / batch, "epoch_samples": epoch_samples}
 
 
+#: the Numba kernels' functions -> their part of the step in conv_profile
+_KERNEL_PARTS = {"_forward": "layer recurrence, forward",
+                 "_backward": "layer recurrence, backward", "_im2col": "im2col",
+                 "_col2im": "col2im", "_pool_forward": "pool_forward",
+                 "_pool_backward": "pool_backward", "_adam": "Adam",
+                 "_bernoulli": "encoder"}
+
+
+def conv_profile(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, steps=10, seed=0):
+    """Where the convolutional step's time goes: cProfile's own time per function over
+    `steps` training steps (as conv_training_step's), per step, grouped as "products"
+    (the layers' forward, backward and grads methods, whose own time is their matrix
+    products), the kernels by name, and "other"; a list of {"part", "s_per_step",
+    "share"}, largest first."""
+    import cProfile
+    import pstats
+
+    from stbp.encode import bernoulli
+    from stbp.network import SNN
+    from stbp.optim import Adam
+    from stbp.train import parameters
+
+    xp = backend.xp
+    rng = backend.default_rng(seed)
+    net = SNN(spec, tau=0.2, v_th=0.5, seed=seed)
+    opt = Adam(parameters(net), lr=1e-3)
+    images = rng.random((batch, net.sizes[0]), dtype=xp.float32) * 0.5
+    targets = xp.eye(net.sizes[-1], dtype=xp.float32)[rng.integers(0, net.sizes[-1], batch)]
+
+    def step():
+        trace = net.forward(bernoulli(images, T, rng))
+        opt.step([g for Wb in net.gradients(trace, targets) for g in Wb])
+        _sync()
+
+    step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    parts = {}
+    layer_files = ("network.py", "conv.py")
+    for (filename, _, func), (_, _, own, _, _) in pstats.Stats(prof).stats.items():
+        if func in ("forward", "backward", "grads") and filename.endswith(layer_files):
+            part = "products (layers' forward, backward, grads)"
+        elif "kernels" in filename and func in _KERNEL_PARTS:
+            part = _KERNEL_PARTS[func]
+        elif func == "<method 'astype' of 'numpy.ndarray' objects>":
+            part = "casts (astype)"
+        elif func == "<method 'reduce' of 'numpy.ufunc' objects>":
+            part = "reductions (sums, checks)"
+        else:
+            part = "other"
+        parts[part] = parts.get(part, 0.0) + own
+    total = sum(parts.values())
+    return [{"part": k, "s_per_step": v / steps, "share": v / total}
+            for k, v in sorted(parts.items(), key=lambda kv: -kv[1])]
+
+
 __all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover",
            "compile_times", "THREAD_OPTIONS", "thread_options", "MEMORY_METHODS",
            "onb_layer", "onb_probe", "onb_fresh", "trace_nbytes", "step_memory",
            "training_memory", "profile", "scaling", "machine", "main",
-           "conv_training_step"]
+           "conv_training_step", "conv_profile"]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from stbp.engine import array_code
 
 @array_code
 def im2col(A, k):
-    """The k x k windows of maps A (R, H, W, C) as rows: (R Ho Wo, k k C), Ho = H - k + 1.
+    """The k x k windows of maps A (R, H, W, C) as rows: (R Ho Wo, k k C),
+    Ho = H - k + 1.
 
     Row (r, p, q) holds A[r, p + i, q + j, c'] in the order (i, j, c'), the order of
     W^n (C, k, k, C') reshaped to (C, k k C'); a strided view, copied once.
@@ -26,8 +27,8 @@ def im2col(A, k):
 
 @array_code
 def col2im(rows, shape, k):
-    """The transpose of im2col: add each entry of rows (R Ho Wo, k k C) back onto the map
-    position it was read from; returns maps of shape shape = (R, H, W, C)."""
+    """The transpose of im2col: add each entry of rows (R Ho Wo, k k C) back onto the
+    map position it was read from; returns maps of shape shape = (R, H, W, C)."""
     R, H, W, C = shape
     Ho, Wo = H - k + 1, W - k + 1
     windows = rows.reshape(R, Ho, Wo, k, k, C)
@@ -57,8 +58,10 @@ def crop_maps(A, p):
 
 
 # --- book/08_convolution.ipynb, cell 11 ---
+@array_code
 def pool_forward(A, k):
-    """Average pooling: Obar[r, p, q, c] = (1/k^2) sum_{i,j<k} A[r, k p + i, k q + j, c]."""
+    """Average pooling:
+    Obar[r, p, q, c] = (1/k^2) sum_{i,j<k} A[r, k p + i, k q + j, c]."""
     out = A[:, ::k, ::k, :].copy()
     for i in range(k):
         for j in range(k):
@@ -68,11 +71,13 @@ def pool_forward(A, k):
     return out
 
 
+@array_code
 def pool_backward(G, k):
     """The transpose of pool_forward: each input of a window gets 1/k^2 of the window's
     error G (R, Ho, Wo, C); returns (R, k Ho, k Wo, C)."""
     R, Ho, Wo, C = G.shape
-    spread = backend.xp.broadcast_to((G / (k * k))[:, :, None, :, None, :], (R, Ho, k, Wo, k, C))
+    share = (G / (k * k))[:, :, None, :, None, :]
+    spread = backend.xp.broadcast_to(share, (R, Ho, k, Wo, k, C))
     return spread.reshape(R, Ho * k, Wo * k, C)
 
 
@@ -87,8 +92,13 @@ from stbp.spec import layer_class
 class Conv(Dense):
     """A convolutional layer of neurons (token cCk or cCkpP): c maps from k x k kernels,
     stride 1, on the maps below padded by P zeros on each side. W (c, k, k, C) holds one
-    kernel per pair of maps, b (c,) one bias per map; maps are channel last, (R, H, W, C).
+    kernel per pair of maps, b (c,) one bias per map; maps are channel last,
+    (R, H, W, C).
     """
+
+    #: window rows up to this many bytes are kept from the forward pass for the weight
+    #: gradient (ex-conv-memory: a second copy saved, the memory held until then)
+    KEEP_BYTES = 256 * 2**20
 
     def __init__(self, size, k, pad, in_shape, dtype, rng, scheme):
         H, W, C = in_shape
@@ -97,23 +107,36 @@ class Conv(Dense):
         kernels = scheme((size, k * k * C), rng).astype(dtype)    # one kernel per row
         self.W = kernels.reshape(size, k, k, C)
         self.b = backend.xp.zeros(size, dtype=dtype)
+        self.kept = None               # (maps, window rows) of the last forward pass
 
     def windows(self, A):
         """The window rows of the maps A (R, H, W, C), padded: (R Ho Wo, k k C)."""
         return backend.engine().im2col(pad_maps(A, self.pad), self.k)
 
     def forward(self, A):
-        """X = W (*) A, eq-conv: one product of the window rows with the kernels."""
-        X = self.windows(A) @ self.W.reshape(len(self.W), -1).T   # (R Ho Wo, c)
+        """X = W (*) A, eq-conv: one product of the window rows with the kernels. The
+        rows are kept for the weight gradient (kept_windows) when they fit
+        KEEP_BYTES."""
+        rows = self.windows(A)
+        self.kept = (A.copy(), rows) if rows.nbytes <= self.KEEP_BYTES else None
+        X = rows @ self.W.reshape(len(self.W), -1).T               # (R Ho Wo, c)
         return X.reshape(len(A), -1)
+
+    def kept_windows(self, A):
+        """The window rows of A kept by the last forward pass, if it read maps equal
+        to A (else None); handed out once."""
+        kept, self.kept = self.kept, None
+        if kept is None or kept[0].shape != A.shape:
+            return None
+        return kept[1] if backend.xp.array_equal(kept[0], A) else None
 
     def bias(self):
         """Each map's bias, for every one of its Ho Wo neurons."""
         return backend.xp.tile(self.b, math.prod(self.out_shape[:2]))
 
     def backward(self, P):
-        """eq-conv-back: each window row's error (the rows of P times the kernels), added
-        back where it was read (col2im) on the padded maps, their border cropped
+        """eq-conv-back: each window row's error (the rows of P times the kernels),
+        added back where it was read (col2im) on the padded maps, their border cropped
         (eq-pad-back)."""
         c = len(self.W)
         rows = P.reshape(-1, c) @ self.W.reshape(c, -1)            # (R Ho Wo, k k C)
@@ -125,7 +148,10 @@ class Conv(Dense):
         """eq-conv-dw: dL/dW = E^T times the window rows of A, dL/db = E summed, over
         all rows and positions (chapter 3's case 5 on window rows)."""
         E2 = E.reshape(-1, len(self.W))                            # (R Ho Wo, c)
-        rows = self.windows(A).astype(E.dtype, copy=False)
+        rows = self.kept_windows(A)
+        if rows is None:
+            rows = self.windows(A)
+        rows = rows.astype(E.dtype, copy=False)
         return (E2.T @ rows).reshape(self.W.shape), E2.sum(axis=0)
 
     def __repr__(self):
@@ -145,11 +171,11 @@ class Pool:
 
     def forward(self, A):
         """eq-pool on the maps A (R, H, W, C)."""
-        return pool_forward(A, self.k)
+        return backend.engine().pool_forward(A, self.k)
 
     def backward(self, G):
         """eq-pool-back: each input of a window gets 1/k^2 of the window's error."""
-        return pool_backward(G, self.k)
+        return backend.engine().pool_backward(G, self.k)
 
     def __repr__(self):
         return f"Pool({self.k})"

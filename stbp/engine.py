@@ -6,7 +6,7 @@ in that one place:
 
 * :data:`ARRAY`, the book's array code as written (chapters 2, 3, 5 and 8): the
   functions ``layer_forward``, ``layer_backward``, ``im2col``, ``col2im``,
-  ``spikes_below``, ``adam_update`` and ``sgd_update``, each marked ``@array_code``
+  ``pool_forward``, ``pool_backward``, ``spikes_below``, ``adam_update`` and ``sgd_update``, each marked ``@array_code``
   where the book defines it (dependencies point one way: the book's modules import this
   one, never the reverse);
 * :class:`Fused`, chapter 7's kernels (Numba on NumPy, CUDA on CuPy): the same arithmetic,
@@ -20,7 +20,8 @@ constants), so no formula of the book is written a second time.  A surrogate who
 
 Methods (each engine): ``layer_forward(X, b, tau, v_th, surrogate, carry)`` -> (U, O);
 ``layer_backward(spatial, U, O, neuron, rule, keep=False)`` -> (E, P, D);
-``im2col(A, k)``; ``col2im(rows, shape, k)``; ``spikes_below(R, x, dtype)``;
+``im2col(A, k)``; ``col2im(rows, shape, k)``; ``pool_forward(A, k)``;
+``pool_backward(G, k)``; ``spikes_below(R, x, dtype)``;
 ``adam_update(p, m, s, g, lr, beta1, beta2, eps, k)``; ``sgd_update(p, v, g, lr,
 momentum)``.
 
@@ -39,8 +40,8 @@ class _Array:
     stbp`` imports them all), so that this module imports none of them."""
 
     name = "array"
-    OPS = ("layer_forward", "layer_backward", "im2col", "col2im", "spikes_below",
-           "adam_update", "sgd_update", "carry_factors")
+    OPS = ("layer_forward", "layer_backward", "im2col", "col2im", "pool_forward",
+           "pool_backward", "spikes_below", "adam_update", "sgd_update", "carry_factors")
 
     def __getattr__(self, op):
         if op in self.OPS:
@@ -99,7 +100,8 @@ class Fused:
     name = "fused"
 
     #: engine operation -> the kernels' method, where a backend's kernels have it
-    OPTIONAL = {"im2col": "im2col", "col2im": "col2im", "spikes_below": "bernoulli",
+    OPTIONAL = {"im2col": "im2col", "col2im": "col2im", "pool_forward": "pool_forward",
+                "pool_backward": "pool_backward", "spikes_below": "bernoulli",
                 "adam_update": "adam", "sgd_update": "sgd"}
 
     def __init__(self, kernels):

@@ -34,8 +34,9 @@ VARIABLES = {
                         "freed blocks up to this size stay in the process (NumPy backend); "
                         "0 turns it off"),
     "STBP_NUMBA_THREADS": ("package (stbp.kernels.cpu)",
-                           "integer from 1 to `NUMBA_NUM_THREADS`, default 1: the fused "
-                           "CPU kernels' threads"),
+                           "integer from 1 to `NUMBA_NUM_THREADS`, default "
+                           "`NUMBA_NUM_THREADS` (every core): the fused CPU kernels' "
+                           "threads"),
     "STBP_DATA": ("package (stbp.data), tests",
                   "a folder holding `mnist/` with the four MNIST files; default: the "
                   "user cache below; the tests on real MNIST are skipped without it"),
@@ -69,6 +70,10 @@ VARIABLES = {
                         "read by MKL", "positive integer"),
     "NUMBA_NUM_THREADS": ("set by the Makefile; read by Numba",
                           "positive integer: the most threads the kernels may use"),
+    "OMP_WAIT_POLICY": ("read by the OpenMP runtime of Numba's kernels; "
+                        "`stbp.backend.tune_process` sets `PASSIVE` where it is unset",
+                        "`ACTIVE` or `PASSIVE`: whether idle kernel threads spin or "
+                        "sleep"),
     "NUMBA_CACHE_DIR": ("set by stbp.bench for its compile-time probe; read by Numba",
                         "a folder for the compiled kernels; without a writable cache "
                         "folder the kernels are compiled in every process, with a "

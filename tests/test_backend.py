@@ -157,7 +157,7 @@ def test_tune_process_sets_what_import_leaves():
     result = run_python("import numba; from stbp import backend; before = backend.kept_freed; "
                         "r = backend.tune_process(); "
                         "print(before, r['kept_freed'], backend.kept_freed, r['numba_threads'])",
-                        STBP_KEEP_FREED="", STBP_NUMBA_THREADS="")
+                        STBP_KEEP_FREED="", STBP_NUMBA_THREADS="", NUMBA_NUM_THREADS="1")
     assert result.stdout.split() == ["None", str(256 << 20), str(256 << 20), "1"], \
         result.stderr
     result = run_python("from stbp import backend; print(backend.tune_process())",

@@ -64,10 +64,11 @@ def test_event_driven_products_equal_blas():
 
 def test_main_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--onb", "--no-scaling", "--no-memory", "--repeat", "5", "--out",
-                       str(out), "--peers", str(tmp_path / "none.json")]) == 0
+    assert bench.main(["--onb", "--no-scaling", "--no-memory", "--no-conv", "--repeat",
+                       "5", "--out", str(out), "--peers", str(tmp_path / "none.json")]) == 0
     saved = json.loads(out.read_text())
-    assert set(saved) == {"machine", "training_step", "onb", "profile"}
+    assert set(saved) == {"machine", "commit", "tree_clean", "training_step", "onb", "profile",
+                          "load_average_end"}
     assert saved["onb"] == [] and saved["machine"]["backend"] == "numpy"
     assert saved["machine"]["fused_kernels"] is (backend.fused is not None)
     assert saved["training_step"]["peers_ratio"] is None
@@ -136,3 +137,9 @@ def test_onb_peers_table():
     assert len(lines) == 3 and "library" in lines[0]
     assert lines[1].split()[:2] == ["8", "stbp"]              # stbp first
     assert lines[2].split() == ["8", "torch", "3.000", "1.000", "4.000", "1.000", "2.00"]
+
+
+def test_conv_profile_parts_add_up():
+    rows = bench.conv_profile("8x8-2C3-P2-4", batch=3, T=2, steps=1)
+    assert abs(sum(r["share"] for r in rows) - 1) < 1e-9
+    assert any(r["part"].startswith("products") for r in rows)

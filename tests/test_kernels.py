@@ -407,14 +407,18 @@ def test_import_leaves_numba_threads_and_malloc_alone():
     assert shown.stdout.split() == ["True", "None"], shown.stderr
 
 
-def test_kernel_threads_are_one_when_the_process_is_tuned():
+def test_kernel_threads_are_every_core_and_passive_when_the_process_is_tuned():
     import numba
 
     from stbp.kernels.cpu import configure_threads
-    tuned = run_python("import numba; from stbp import backend; "
-                       "print(backend.tune_process()['numba_threads'], numba.get_num_threads())",
-                       STBP_NUMBA_THREADS="")
-    assert tuned.stdout.split() == ["1", "1"], tuned.stderr
+    tuned = run_python("import os, numba; from stbp import backend; "
+                       "print(backend.tune_process()['numba_threads'], numba.get_num_threads(), "
+                       "numba.config.NUMBA_NUM_THREADS, os.environ['OMP_WAIT_POLICY'])",
+                       STBP_NUMBA_THREADS="", NUMBA_NUM_THREADS="2", OMP_WAIT_POLICY="")
+    assert tuned.stdout.split() == ["2", "2", "2", "PASSIVE"], tuned.stderr
+    mine = run_python("import os; from stbp import backend; backend.tune_process(); "
+                      "print(os.environ['OMP_WAIT_POLICY'])", OMP_WAIT_POLICY="ACTIVE")
+    assert mine.stdout.split() == ["ACTIVE"], mine.stderr       # the user's setting stays
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one CPU: Numba has a single thread to give")
     before = numba.get_num_threads()

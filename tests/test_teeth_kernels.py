@@ -96,6 +96,36 @@ def test_numba_im2col_and_col2im_equal_the_array_code(numba_kernels, shape, k):
     np.testing.assert_array_equal(numba_kernels.col2im(R, shape, k), conv.col2im(R, shape, k))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, k", [((2, 6, 6, 3), 2), ((3, 9, 6, 1), 3), ((1, 4, 8, 15), 2)])
+def test_numba_pooling_and_its_transpose_equal_the_array_code(numba_kernels, shape, k, dtype):
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal(shape).astype(dtype)
+    out = numba_kernels.pool_forward(A, k)
+    assert out.dtype == A.dtype
+    np.testing.assert_array_equal(out, conv.pool_forward(A, k))
+    G = rng.standard_normal(out.shape).astype(dtype)
+    np.testing.assert_array_equal(numba_kernels.pool_backward(G, k), conv.pool_backward(G, k))
+
+
+def test_conv_keeps_its_windows_only_for_equal_maps():
+    from stbp.network import SNN
+    net = SNN("6x6-2C3-P2-3", tau=0.5, v_th=0.5, seed=0, dtype="float64")
+    layer = net.layers[0]
+    A = np.random.default_rng(5).random((4, 6, 6, 1))
+    layer.forward(A)
+    kept = layer.kept[1]
+    assert layer.kept_windows(A.copy()) is kept        # equal maps: the kept rows
+    assert layer.kept is None                           # handed out once
+    layer.forward(A)
+    B = A.copy()
+    B[0, 0, 0, 0] += 1.0
+    assert layer.kept_windows(B) is None                # other maps: recomputed
+    layer.KEEP_BYTES = 0
+    layer.forward(A)
+    assert layer.kept is None                           # over the budget: nothing kept
+
+
 def adam_by_the_book(p, g_steps, lr, beta1, beta2, eps):
     """Kingma and Ba's Algorithm 1, written out."""
     p, m, s = p.copy(), np.zeros_like(p), np.zeros_like(p)

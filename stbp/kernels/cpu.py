@@ -12,7 +12,8 @@ Besides the layers: the Bernoulli encoder's comparison and cast (one pass over t
 random numbers NumPy drew, instead of two), the Adam and SGD updates (one pass over
 each parameter instead of one per array operation), and chapter 8's im2col and col2im
 (one pass each, instead of a strided copy with short contiguous runs and k*k strided
-sums).
+sums), and its average pooling and pooling's transpose (one pass each, instead of
+k*k strided passes).
 
 Threads: see :func:`configure_threads` (chapter 7 measures the options).
 
@@ -26,6 +27,7 @@ Hand-written glue, not exported from the book.
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 
 import numba
@@ -174,9 +176,9 @@ def _bernoulli(R, x, out):
             out[t, j] = 1 if R[t, j] < x[j] else 0
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, parallel=True)
 def _adam(p, m, s, g, b1, omb1, b2, omb2, rc2, eps, lrc1):
-    for i in range(p.size):
+    for i in prange(p.size):
         gi = g[i]
         mi = m[i] * b1 + gi * omb1
         si = s[i] * b2 + gi * gi * omb2
@@ -185,43 +187,84 @@ def _adam(p, m, s, g, b1, omb1, b2, omb2, rc2, eps, lrc1):
         p[i] = p[i] - mi / (np.sqrt(si) * rc2 + eps) * lrc1
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, parallel=True)
 def _sgd(p, v, g, mu, lr):
-    for i in range(p.size):
+    for i in prange(p.size):
         vi = v[i] * mu + g[i]
         v[i] = vi
         p[i] = p[i] - lr * vi
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, parallel=True)
 def _im2col(A, k, out):
     """out[r, p, q, i, :] = A[r, p + i, q C : (q + k) C]: the windows of maps A (R, H, W C),
     each window row one contiguous run of k C numbers; out is (R, Ho, Wo, k, k C)."""
     R, Ho, Wo, _, kC = out.shape
     C = kC // k
-    for r in range(R):
+    for r in prange(R):
         for p in range(Ho):
             for q in range(Wo):
                 for i in range(k):
                     src = A[r, p + i]
-                    dst = out[r, p, q, i]
-                    for m in range(kC):
-                        dst[m] = src[q * C + m]
+                    out[r, p, q, i, :] = src[q * C:q * C + kC]
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, parallel=True)
 def _col2im(win, k, A):
-    """A[r, p + i, q + j, c] += win[r, p, q, i, j, c], window offset (i, j) by offset in
-    the order of the array code (so every sum is the same, bit for bit)."""
+    """A[r, p + i, q + j, c] += win[r, p, q, i, j, c], each map's windows in reverse order
+    (p and q from the last down), so that every position adds its terms in the order of
+    the array code's offsets (i, j) ascending and every sum is the same, bit for bit;
+    each thread writes its own maps."""
     R, Ho, Wo = win.shape[:3]
     C = A.shape[3]
-    for r in range(R):
-        for i in range(k):
-            for j in range(k):
-                for p in range(Ho):
-                    for q in range(Wo):
+    for r in prange(R):
+        for p in range(Ho - 1, -1, -1):
+            for q in range(Wo - 1, -1, -1):
+                for i in range(k):
+                    for j in range(k):
                         for c in range(C):
                             A[r, p + i, q + j, c] += win[r, p, q, i, j, c]
+
+
+@njit(cache=CACHE, parallel=True)
+def _pool_forward(A, k, C, scale, out):
+    """out[r, p, q, c] = (the sum of A[r, k p + i, k q + j, c] over the window, in the array
+    code's order: (0, 0) first, then i, j in turn) times scale = 1/k^2; maps as rows of
+    numbers, A (R, H, W C) and out (R, Ho, Wo C), one output row at a time."""
+    R, Ho, WoC = out.shape
+    Wo = WoC // C
+    for r in prange(R):
+        for p in range(Ho):
+            dst = out[r, p]
+            for i in range(k):
+                src = A[r, k * p + i]
+                for j in range(k):
+                    for q in range(Wo):
+                        o, s = q * C, (k * q + j) * C
+                        if i == 0 and j == 0:
+                            for c in range(C):
+                                dst[o + c] = src[s + c]
+                        else:
+                            for c in range(C):
+                                dst[o + c] += src[s + c]
+            for m in range(WoC):
+                dst[m] *= scale
+
+
+@njit(cache=CACHE, parallel=True)
+def _pool_backward(G, k, kk, out):
+    """out[r, k p + i, k q + j, c] = G[r, p, q, c] / kk, kk = k^2: every input of a window
+    gets its share of the window's error."""
+    R, Ho, Wo, C = G.shape
+    for r in prange(R):
+        for p in range(Ho):
+            for i in range(k):
+                for q in range(Wo):
+                    src = G[r, p, q]
+                    for j in range(k):
+                        dst = out[r, k * p + i, k * q + j]
+                        for c in range(C):
+                            dst[c] = src[c] / kk
 
 
 def _flat(a, name):
@@ -232,18 +275,23 @@ def _flat(a, name):
 
 
 def configure_threads(n=None):
-    """Set Numba's thread count: n, else STBP_NUMBA_THREADS, else 1 (chapter 7: on a
-    machine whose BLAS pool keeps its threads spinning after each product, one kernel
-    thread beside it is fastest).  Returns the count in force."""
+    """Set Numba's thread count: n, else STBP_NUMBA_THREADS, else every core Numba may use
+    (NUMBA_NUM_THREADS).  Unless OMP_WAIT_POLICY is set, it is set to PASSIVE first, so
+    that the kernels' OpenMP threads sleep between kernels instead of spinning against
+    the BLAS pool's threads (chapter 7 measures both; the setting counts only where the
+    OpenMP runtime starts after it, as it does when the commands call this first).
+    Returns the count in force."""
     most = numba.config.NUMBA_NUM_THREADS
     if n is None:
-        n = env.integer("STBP_NUMBA_THREADS", 1, minimum=1, maximum=most)
+        n = env.integer("STBP_NUMBA_THREADS", most, minimum=1, maximum=most)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"Numba threads must be an integer in [1, {most}], got {n!r}")
     n = int(n)
     if not 1 <= n <= most:
         raise ValueError(f"Numba threads must lie in [1, {numba.config.NUMBA_NUM_THREADS}], "
                          f"got {n}")
+    if not os.environ.get("OMP_WAIT_POLICY"):           # unset or empty: not the user's
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     numba.set_num_threads(n)
     return n
 
@@ -317,6 +365,24 @@ class NumbaKernels(Kernels):
         _col2im(np.ascontiguousarray(rows).reshape(R, H - k + 1, W - k + 1, k, k, C),
                 int(k), A)
         return A
+
+    def pool_forward(self, A, k):
+        """stbp.conv.pool_forward in one pass: k x k averages of maps A (R, H, W, C)."""
+        R, H, W, C = A.shape
+        real = real_type(A.dtype)
+        out = np.empty((R, H // k, W // k, C), dtype=A.dtype)
+        _pool_forward(np.ascontiguousarray(A).reshape(R, H, W * C), int(k), int(C),
+                      real(1.0 / (k * k)), out.reshape(R, H // k, -1))
+        return out
+
+    def pool_backward(self, G, k):
+        """stbp.conv.pool_backward in one pass: each input of a window gets 1/k^2 of the
+        window's error G (R, Ho, Wo, C); returns (R, k Ho, k Wo, C)."""
+        R, Ho, Wo, C = G.shape
+        real = real_type(G.dtype)
+        out = np.empty((R, k * Ho, k * Wo, C), dtype=G.dtype)
+        _pool_backward(np.ascontiguousarray(G), int(k), real(k * k), out)
+        return out
 
     def sgd(self, p, v, g, lr, momentum):
         """One SGD-with-momentum update of p in place (stbp.optim.SGD.step)."""
