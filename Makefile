@@ -28,11 +28,15 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 
-## Unit tests, every chapter under nbval, the export check, then the book build. The
+## The pages' widths (code lines within 88 columns, text outputs within 77:
+## tools/check_width.py) and chapter references as links (tools/xref.py), then unit
+## tests, every chapter under nbval, the export check, then the book build. The
 ## build renders the outputs nbval has just compared with a fresh run, instead of running
 ## every chapter a second time; its status page (book/status.md) reads the report.
 test: $(STAMP)
 	mkdir -p _build
+	$(PY) tools/check_width.py
+	$(PY) tools/xref.py --check book/*.ipynb
 	$(ONE_THREAD) $(PY) -m pytest --nbval --nbval-current-env --durations=10 --junitxml=_build/test-report.xml
 	$(MAKE) book
 
