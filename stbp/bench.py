@@ -748,23 +748,7 @@ def conv_profile(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, steps=10, 
     import cProfile
     import pstats
 
-    from stbp.encode import bernoulli
-    from stbp.network import SNN
-    from stbp.optim import Adam
-    from stbp.train import parameters
-
-    xp = backend.xp
-    rng = backend.default_rng(seed)
-    net = SNN(spec, tau=0.2, v_th=0.5, seed=seed)
-    opt = Adam(parameters(net), lr=1e-3)
-    images = rng.random((batch, net.sizes[0]), dtype=xp.float32) * 0.5
-    targets = xp.eye(net.sizes[-1], dtype=xp.float32)[rng.integers(0, net.sizes[-1], batch)]
-
-    def step():
-        trace = net.forward(bernoulli(images, T, rng))
-        opt.step([g for Wb in net.gradients(trace, targets) for g in Wb])
-        _sync()
-
+    _, _, step = _conv_training(spec, batch, T, seed)
     step()
     prof = cProfile.Profile()
     prof.enable()
