@@ -237,10 +237,10 @@ MUTATIONS = [
              (f"{TK}::test_numba_im2col_and_col2im_equal_the_array_code",
               "tests/test_kernels.py::test_fused_im2col_and_col2im_equal_the_array_code")),
     Mutation("cpu-col2im-off-by-one", "stbp/kernels/cpu.py",
-             "                for i in range(k):\n                    for j in range(k):\n"
-             "                        for c",
-             "                for i in range(k - 1):\n                    for j in range(k):\n"
-             "                        for c",
+             "for j in range(k):\n                        for c in range(C):\n"
+             "                            A[r, p + i, q + j, c]",
+             "for j in range(k - 1):\n                        for c in range(C):\n"
+             "                            A[r, p + i, q + j, c]",
              (f"{TK}::test_numba_im2col_and_col2im_equal_the_array_code",
               "tests/test_kernels.py::test_fused_im2col_and_col2im_equal_the_array_code")),
     Mutation("cpu-pool-forward-first-term-twice", "stbp/kernels/cpu.py",
