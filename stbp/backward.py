@@ -113,7 +113,10 @@ def layer_backward(spatial, U, O, net, rule, keep=False):
 # --- book/03_backprop.ipynb, cell 19 ---
 def layer_input(net, trace, i):
     """What net.layers[i] read in the forward pass that made trace: the spikes of the
-    layer of neurons below it (or the input) as rows, through any poolings between."""
+    layer of neurons below it (or the input) as rows, through any poolings between
+    (those the forward pass kept in trace.read)."""
+    if trace.read is not None and trace.read[i] is not None:
+        return trace.read[i]
     below = [j for j in range(i) if net.layers[j].neurons]
     A = net.rows(trace.o[len(below)], len(below))
     for layer in net.layers[below[-1] + 1 if below else 0:i]:

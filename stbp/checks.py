@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy
+
 from stbp import backend
 
 
@@ -219,8 +221,17 @@ def trace(net, tr, kind, same_carry, finite=True):
             if tuple(a.shape) != (T, B, size):
                 raise ValueError(f"trace.{kind}[{n if kind == 'o' else n - 1}] must have "
                                  f"shape {(T, B, size)}; got {tuple(a.shape)}")
+    if tr.read is not None and (len(tr.read) != len(net.layers) or any(
+            a is not None and len(a) != T * B for a in tr.read)):
+        raise ValueError(f"trace.read must hold one entry per layer ({len(net.layers)}), "
+                         f"each None or {T * B} rows")
     for n, U in enumerate(tr.u):
-        if finite and not bool(backend.xp.isfinite(U).all()):
+        # a sum is finite when every term is (one pass, no mask); else look term by term,
+        # for a finite sum that overflowed
+        with numpy.errstate(over="ignore", invalid="ignore"):
+            total = U.sum() if finite else 0.0
+        if finite and not bool(backend.xp.isfinite(total)) and not bool(
+                backend.xp.isfinite(U).all()):
             raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
 
 

@@ -146,13 +146,15 @@ class Conv(Dense):
 
     def grads(self, E, A):
         """eq-conv-dw: dL/dW = E^T times the window rows of A, dL/db = E summed, over
-        all rows and positions (chapter 3's case 5 on window rows)."""
+        all rows, then over positions (chapter 3's case 5 on window rows); E (R, Ho Wo
+        c)."""
         E2 = E.reshape(-1, len(self.W))                            # (R Ho Wo, c)
         rows = self.kept_windows(A)
         if rows is None:
             rows = self.windows(A)
         rows = rows.astype(E.dtype, copy=False)
-        return (E2.T @ rows).reshape(self.W.shape), E2.sum(axis=0)
+        db = E.reshape(len(E), -1).sum(axis=0).reshape(-1, len(self.W)).sum(axis=0)
+        return (E2.T @ rows).reshape(self.W.shape), db
 
     def __repr__(self):
         pad = f"p{self.pad}" if self.pad else ""

@@ -21,10 +21,13 @@ class Trace:
     """Everything the forward pass computed: o[n] = O^{.,n} (o[0] is the input) and
     u[n-1] = U^{.,n}, each of shape (T, B, l(n)), for the input and each layer of
     neurons; 0/1 spikes are stored as bool. made_by: the description of the network that
-    made it (SNN.description()), which the backward pass checks."""
+    made it (SNN.description()), which the backward pass checks. read: per layer, the
+    rows it read when a pooling (chapter 8) made them, else None; the weight gradient
+    reads them instead of pooling the spikes again."""
     u: list
     o: list
     made_by: dict = None
+    read: list = None     # read[i]: what net.layers[i] read, if a pooling made it
 
 
 @array_code                 # the array engine's layer_forward (stbp.engine)
@@ -169,18 +172,21 @@ class SNN:
         T, B = o[0].shape[:2]
         # the array code, or chapter 7's kernels
         engine = backend.engine(self.surrogate)
-        A, u = self.rows(o[0], 0), []
+        A, u, read, pooled = self.rows(o[0], 0), [], [], False
         for layer in self.layers:
             if not layer.neurons:                  # chapter 8's pooling: no neurons
-                A = layer.forward(A)
+                A, pooled = layer.forward(A), True
+                read.append(None)
                 continue
+            read.append(A if pooled else None)     # kept for the weight gradient
+            pooled = False
             X = layer.forward(A).reshape(T, B, -1)  # X^{t,n} for every t at once
             U, O = engine.layer_forward(X, layer.bias(), self.tau, self.v_th,
                                         self.surrogate, self.carry)
             u.append(U)
             o.append(O.astype(bool) if self.surrogate.binary else O)
             A = O.reshape((T * B,) + layer.out_shape)
-        return Trace(u=u, o=o, made_by=self.description())
+        return Trace(u=u, o=o, made_by=self.description(), read=read)
 
     def _input(self, spikes):
         try:

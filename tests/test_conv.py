@@ -1,4 +1,5 @@
 """The convolutional network of chapter 8: spec parsing, shapes, gradients, equivalences."""
+import dataclasses
 import shutil
 
 import numpy as np
@@ -309,3 +310,35 @@ def test_layer_input_is_what_each_layer_read():
     np.testing.assert_array_equal(A0, pool_forward(x.reshape(T * B, 8, 8, 1), 2))
     A1 = layer_input(net, trace, 2)                         # the dense layer: conv spikes
     np.testing.assert_array_equal(A1, trace.o[1].reshape(T * B, 2, 2, 2))
+
+
+def test_the_pooled_inputs_the_forward_pass_kept_are_what_pooling_the_spikes_gives():
+    # trace.read holds what a pooling handed a layer of neurons; the weight gradient
+    # reads it instead of pooling the spikes again, and must get the same numbers
+    net, x, Y = small_problem("10x10-2C3-P2-3", 100)
+    trace = net.forward(x)
+    assert [a is None for a in trace.read] == [True, True, False]
+    T, B = x.shape[:2]
+    pooled = pool_forward(trace.o[1].astype(net.dtype).reshape(T * B, 8, 8, 2), 2)
+    np.testing.assert_array_equal(trace.read[2], pooled)
+    kept = net.gradients(trace, Y)
+    again = net.gradients(dataclasses.replace(trace, read=None), Y)     # pooled anew
+    for (dW, db), (dW2, db2) in zip(kept, again):
+        np.testing.assert_array_equal(dW, dW2)
+        np.testing.assert_array_equal(db, db2)
+    with pytest.raises(ValueError, match=r"trace.read must hold one entry per layer \(3\)"):
+        net.gradients(dataclasses.replace(trace, read=trace.read[:2]), Y)
+    with pytest.raises(ValueError, match="each None or 12 rows"):
+        net.gradients(dataclasses.replace(trace, read=[None, None, pooled[:5]]), Y)
+
+
+def test_a_finite_trace_whose_sum_overflows_is_accepted():
+    # the NaN check sums first; a sum of large finite potentials that overflows must
+    # not be taken for a NaN
+    net, x, Y = small_problem("10x10-2C3-P2-3", 100)
+    trace = net.forward(x)
+    trace.u[1][...] = np.finfo(trace.u[1].dtype).max / 2
+    net.check_trace(trace)
+    trace.u[1][0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"trace.u\[1\] contains NaN or infinite values"):
+        net.check_trace(trace)
