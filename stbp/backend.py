@@ -49,6 +49,8 @@ fused = None
 #: The limit in bytes under which freed blocks stay in the process (keep_freed_memory),
 #: or None where malloc was left as it is.
 kept_freed = None
+#: the exponent tune_process gave OpenBLAS's thread timeout (quiet_blas_threads), or None
+blas_timeout = None
 
 
 class BackendError(RuntimeError):
@@ -114,6 +116,50 @@ def keep_freed_memory(limit=None):
     return limit
 
 
+#: OpenBLAS's idle threads wait 2^this many cycles before they sleep (its own default is
+#: 2^28, about 0.1 s of yielding after every product: time the kernels' threads need)
+BLAS_THREAD_TIMEOUT = 4
+
+
+def quiet_blas_threads(exponent=None):
+    """Make the OpenBLAS that NumPy loaded put its idle threads to sleep after 2^exponent
+    cycles instead of 2^28 (``OPENBLAS_THREAD_TIMEOUT``, which OpenBLAS reads when it
+    starts its threads), so that they stop competing with the kernels' threads for the
+    cores between products; chapter 7 measures the difference.
+
+    exponent: 4-30, default the environment's OPENBLAS_THREAD_TIMEOUT, else
+    BLAS_THREAD_TIMEOUT.  When the variable was already set, OpenBLAS read it at start
+    and nothing is changed.  Otherwise the variable is set, and OpenBLAS (found among the
+    process's loaded libraries, Linux only) re-reads its environment and stops its
+    threads, which it starts again, with the new timeout, at the next product.  Returns
+    the exponent in force, or None where no OpenBLAS could be told (another BLAS, or
+    another system).
+    """
+    import ctypes
+    if os.environ.get("OPENBLAS_THREAD_TIMEOUT"):
+        return env.integer("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT, minimum=4,
+                           maximum=30)
+    exponent = BLAS_THREAD_TIMEOUT if exponent is None else int(exponent)
+    if not 4 <= exponent <= 30:
+        raise ValueError(f"exponent must lie in [4, 30] (OpenBLAS's range); got {exponent}")
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(p for p in paths if ".so" in os.path.basename(p)):
+        try:
+            lib = ctypes.CDLL(path)
+            read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
+        except (OSError, AttributeError):
+            continue
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(exponent)
+        read_env()
+        shutdown()
+        return exponent
+    return None
+
+
 def use(backend: str, fuse=None):
     """Select the array backend by name, ``"numpy"`` or ``"cupy"``; return its namespace.
 
@@ -151,16 +197,19 @@ def tune_process(threads=None):
     """Set what the training commands set and ``import stbp`` leaves alone: malloc keeps
     freed blocks for reuse (:func:`keep_freed_memory`, ``STBP_KEEP_FREED``) and Numba runs
     ``threads`` kernel threads (else ``STBP_NUMBA_THREADS``, else every core), which sleep
-    between kernels (``stbp.kernels.cpu.configure_threads``; chapter 7).  Returns
-    {"kept_freed": bytes or None, "numba_threads": count or None}."""
-    global kept_freed
+    between kernels (``stbp.kernels.cpu.configure_threads``; chapter 7), as OpenBLAS's
+    threads then do too (:func:`quiet_blas_threads`).  Returns {"kept_freed": bytes or
+    None, "numba_threads": count or None, "blas_timeout": exponent or None}."""
+    global kept_freed, blas_timeout
     if name == "numpy" and kept_freed is None:
         kept_freed = keep_freed_memory()
     count = None
     if fused is not None and name == "numpy":
         from stbp.kernels.cpu import configure_threads
         count = configure_threads(threads)
-    return {"kept_freed": kept_freed, "numba_threads": count}
+        if blas_timeout is None:
+            blas_timeout = quiet_blas_threads()
+    return {"kept_freed": kept_freed, "numba_threads": count, "blas_timeout": blas_timeout}
 
 
 def memory():
@@ -252,7 +301,8 @@ def _use_at_import():
 _use_at_import()
 
 
-__all__ = ["NAMES", "xp", "name", "fused", "kept_freed", "BackendError", "KEEP_FREED_MAX",
+__all__ = ["NAMES", "xp", "name", "fused", "kept_freed", "blas_timeout", "BLAS_THREAD_TIMEOUT",
+           "quiet_blas_threads", "BackendError", "KEEP_FREED_MAX",
            "keep_freed_memory",
            "use", "engine", "tune_process", "memory",
            "to_numpy", "asarray", "default_rng", "rng_state", "set_rng_state",

@@ -274,12 +274,13 @@ def compile_times():
 
 #: thread and memory set-ups compared by thread_options: name -> environment
 THREAD_OPTIONS = {
-    "kernels 2 threads, sleeping when idle, BLAS 2 (chosen)": {"STBP_NUMBA_THREADS": "2"},
+    "kernels 2 threads, sleeping when idle, BLAS 2 sleeping too (chosen)": {
+        "STBP_NUMBA_THREADS": "2"},
+    "kernels 2, BLAS 2 yielding 2^28 cycles when idle (OpenBLAS's default)": {
+        "STBP_NUMBA_THREADS": "2", "OPENBLAS_THREAD_TIMEOUT": "28"},
     "kernels 1 thread, BLAS 2": {"STBP_NUMBA_THREADS": "1"},
     "kernels 2 threads spinning when idle, BLAS 2": {"STBP_NUMBA_THREADS": "2",
                                                      "OMP_WAIT_POLICY": "ACTIVE"},
-    "kernels 2, BLAS 2, OPENBLAS_THREAD_TIMEOUT=4": {"STBP_NUMBA_THREADS": "2",
-                                                     "OPENBLAS_THREAD_TIMEOUT": "4"},
     "kernels 2, workqueue layer, BLAS 2": {"STBP_NUMBA_THREADS": "2",
                                            "NUMBA_THREADING_LAYER": "workqueue"},
     "kernels 2, BLAS 1": {"STBP_NUMBA_THREADS": "2", "OPENBLAS_NUM_THREADS": "1"},
@@ -306,12 +307,18 @@ def _thread_probe():
                     return _f(*a, **kw)
             setattr(engine, name, limited)
     r = training_step(repeat=10)
-    print(json.dumps({k: r[k] for k in ("step_s", "forward_gradients_s", "matmul_s")}))
+    out = {k: r[k] for k in ("step_s", "forward_gradients_s", "matmul_s")}
+    if env.flag("STBP_BENCH_CONV", False):
+        c = conv_training_step(repeat=10)
+        out.update(conv_step_s=c["step_s"], conv_matmul_s=c["matmul_s"])
+    print(json.dumps(out))
 
 
-def thread_options(rounds=2):
+def thread_options(rounds=2, conv=True):
     """Step time under each of THREAD_OPTIONS, each in a fresh process (the thread pools
-    are set up at start), options alternated over `rounds`; the best round of each."""
+    are set up at start), options alternated over `rounds`; the best round of each (by
+    the fully connected step). conv: also time the convolutional step and its products
+    (conv_training_step) in the same process."""
     import subprocess
     results = {}
     for _ in range(rounds):
@@ -324,7 +331,8 @@ def thread_options(rounds=2):
             done = subprocess.run([sys.executable, "-c",
                                    "from stbp import bench; bench._thread_probe()"],
                                   capture_output=True, text=True,
-                                  env={**os.environ, **env, "STBP_FUSE": "1"})
+                                  env={**os.environ, **env, "STBP_FUSE": "1",
+                                       "STBP_BENCH_CONV": "1" if conv else "0"})
             if done.returncode != 0:
                 raise RuntimeError(f"thread probe {name!r} failed:\n{done.stderr}")
             r = json.loads(done.stdout.strip().splitlines()[-1])

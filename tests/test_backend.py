@@ -162,5 +162,27 @@ def test_tune_process_sets_what_import_leaves():
         result.stderr
     result = run_python("from stbp import backend; print(backend.tune_process())",
                         STBP_KEEP_FREED="0", STBP_FUSE="0")
-    assert result.stdout.strip() == "{'kept_freed': None, 'numba_threads': None}", \
-        result.stderr
+    assert result.stdout.strip() == ("{'kept_freed': None, 'numba_threads': None, "
+                                     "'blas_timeout': None}"), result.stderr
+
+
+BLAS_TIMEOUT = ("import ctypes, os; from stbp import backend; import numpy; "
+                "numpy.ones((64, 64)) @ numpy.ones((64, 64)); "
+                "r = backend.tune_process(); numpy.ones((64, 64)) @ numpy.ones((64, 64)); "
+                "libs = [l.split()[-1] for l in open('/proc/self/maps') if 'openblas' in l]; "
+                "lib = ctypes.CDLL(sorted(libs)[0]); "
+                "print(r['blas_timeout'], lib.openblas_thread_timeout(), "
+                "os.environ['OPENBLAS_THREAD_TIMEOUT'])")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
+def test_tune_process_quiets_openblas_threads_unless_told_otherwise():
+    # unset: OpenBLAS is told to sleep its idle threads after 2^4 cycles, and has re-read it
+    result = run_python(BLAS_TIMEOUT, OPENBLAS_THREAD_TIMEOUT="")
+    assert result.stdout.split() == ["4", "4", "4"], result.stderr
+    # the user's setting stands (OpenBLAS read it when it started)
+    result = run_python(BLAS_TIMEOUT, OPENBLAS_THREAD_TIMEOUT="12")
+    assert result.stdout.split() == ["12", "12", "12"], result.stderr
+    result = run_python("from stbp import backend; backend.quiet_blas_threads(3)",
+                        OPENBLAS_THREAD_TIMEOUT="")
+    assert "exponent must lie in [4, 30] (OpenBLAS's range); got 3" in result.stderr
