@@ -188,14 +188,23 @@ def _timed(step, steps, warmup):
     return times
 
 
+def kernel_threads(threads):
+    """How many threads stbp's kernels ran with, for the record: Numba reads neither
+    OMP_NUM_THREADS nor torch's setting, so _block sets NUMBA_NUM_THREADS for one thread
+    (before 2026-12-01 it did not, and the "one thread" runs gave stbp's kernels both
+    cores)."""
+    return "1" if threads == 1 else "every core (stbp.backend.tune_process)"
+
+
 def _block(kind, steps, warmup, threads, cnn=False):
     """Run one block in a fresh process; its step times."""
     code = (f"import sys; sys.path.insert(0, {os.path.join(ROOT, 'tools')!r}); import json, "
             f"bench_peers as b; print(json.dumps(b._run({kind!r}, {steps}, {warmup}, "
             f"{threads}, {cnn!r})))")
     env = dict(os.environ)
-    if threads == 1:            # one thread for every pool: BLAS and OpenMP as well as torch's
-        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    if threads == 1:            # one thread for every pool: BLAS, OpenMP, torch's, Numba's
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+                   STBP_NUMBA_THREADS="1")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} block failed:\n{done.stderr}")
@@ -239,7 +248,7 @@ def cnn(args):
         "threads": {"torch": args.threads,
                     "blas": "1" if args.threads == 1 else
                     os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-                    "stbp_kernels": "1 (the package's setting)"},
+                    "stbp_kernels": kernel_threads(args.threads)},
         "provenance": provenance(),
         "notes": "torch_autograd is the authors' CNN (hard reset: factor 0 after a "
                  "spike); stbp runs its exact rule with the default carry 'exp' "
@@ -297,7 +306,8 @@ def main(argv=None):
         "threads": {"torch": args.threads,
                     "blas": os.environ.get("OPENBLAS_NUM_THREADS", "default")
                     if args.threads != 1 else "1",
-                    "stbp_kernels": "1 (the package's setting)"},
+                    "stbp_kernels": kernel_threads(args.threads)},
+        "provenance": provenance(),
         **{k: {"step_s": statistics.median(v), "times_s": v} for k, v in times.items()},
     }
     result["torch_over_stbp"] = result["torch_autograd"]["step_s"] / result["stbp"]["step_s"]
@@ -306,6 +316,11 @@ def main(argv=None):
         print(f"{k:16s} {result[k]['step_s'] * 1e3:7.2f} ms per step")
     print(f"PyTorch / stbp {result['torch_over_stbp']:.2f}, snnTorch / stbp "
           f"{result['snntorch_over_stbp']:.2f}")
+    if os.path.exists(args.out):                # keep the CNN's results
+        with open(args.out) as fh:
+            saved = json.load(fh)
+        if "cnn" in saved:
+            result["cnn"] = saved["cnn"]
     with open(args.out, "w") as fh:
         json.dump(result, fh, indent=1)
     return 0
