@@ -208,8 +208,9 @@ def _fresh(kind, n, batch, T, repeat, threads):
             f"import bench_onb as b; print(json.dumps(b.probe({kind!r}, {n}, {batch}, "
             f"{T}, {repeat}, {threads})))")
     env = dict(os.environ)
-    if threads == 1:            # one thread for every pool: BLAS and OpenMP too
-        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    if threads == 1:            # one thread for every pool: BLAS, OpenMP, Numba's too
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+                   STBP_NUMBA_THREADS="1")
     load = os.getloadavg()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env)
