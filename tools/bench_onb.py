@@ -325,7 +325,8 @@ def main(argv=None):
                         "rounds": args.rounds, "runs_per_process": args.repeat},
               "provenance": _commit(), "versions": _versions(),
               "threads": args.threads or "each library's default (torch: "
-                         f"{os.cpu_count()}; stbp: BLAS default, kernels 1)",
+                         f"{os.cpu_count()}; stbp: BLAS default, kernels every core "
+                         "(stbp.backend.tune_process))",
               "memory": "peak resident set (VmHWM after clear_refs) above the resident "
                         "set before the network and the input are built, in a fresh "
                         "process per library and n after a small warm-up layer",
