@@ -49,6 +49,9 @@ VARIABLES = {
     "STBP_BENCH_THREADPOOLCTL": ("package (stbp.bench, set by it for its probes)",
                                  "boolean, default off: limit BLAS to one thread inside "
                                  "the fused kernels while probing thread set-ups"),
+    "STBP_BENCH_CONV": ("package (stbp.bench, set by it for its probes)",
+                        "boolean, default off: the thread probes also time the "
+                        "convolutional step"),
     "STBP_REQUIRE_GPU": ("tests (tests/conftest.py), set by tools/gpu_check.sh",
                          "boolean, default off: on, a GPU test fails instead of being "
                          "skipped where CuPy sees no working device"),
@@ -74,6 +77,12 @@ VARIABLES = {
                         "`stbp.backend.tune_process` sets `PASSIVE` where it is unset",
                         "`ACTIVE` or `PASSIVE`: whether idle kernel threads spin or "
                         "sleep"),
+    "OPENBLAS_THREAD_TIMEOUT": ("read by OpenBLAS; `stbp.backend.tune_process` sets `4` "
+                                "where it is unset and has the running OpenBLAS read it "
+                                "again (`stbp.backend.quiet_blas_threads`)",
+                                "integer from 4 to 30: idle OpenBLAS threads wait 2^value "
+                                "cycles before they sleep (OpenBLAS's own default, 2^28, "
+                                "is about 0.1 s)"),
     "NUMBA_CACHE_DIR": ("set by stbp.bench for its compile-time probe; read by Numba",
                         "a folder for the compiled kernels; without a writable cache "
                         "folder the kernels are compiled in every process, with a "
