@@ -117,7 +117,8 @@ def keep_freed_memory(limit=None):
 
 
 #: OpenBLAS's idle threads wait 2^this many cycles before they sleep (its own default is
-#: 2^28, about 0.1 s of yielding after every product: time the kernels' threads need)
+#: 2^28 clock ticks, at least 50 ms below 5 GHz, of yielding after every product:
+#: time the kernels' threads need; THREAD_TIMEOUT in its driver/others/blas_server.c)
 BLAS_THREAD_TIMEOUT = 4
 
 

@@ -81,8 +81,8 @@ VARIABLES = {
                                 "where it is unset and has the running OpenBLAS read it "
                                 "again (`stbp.backend.quiet_blas_threads`)",
                                 "integer from 4 to 30: idle OpenBLAS threads wait 2^value "
-                                "cycles before they sleep (OpenBLAS's own default, 2^28, "
-                                "is about 0.1 s)"),
+                                "cycles before they sleep (OpenBLAS's own default, 2^28 clock "
+                                "ticks, is at least 50 ms below 5 GHz)"),
     "NUMBA_CACHE_DIR": ("set by stbp.bench for its compile-time probe; read by Numba",
                         "a folder for the compiled kernels; without a writable cache "
                         "folder the kernels are compiled in every process, with a "
