@@ -498,20 +498,27 @@ def training_memory(sizes=(784, 800, 10), batch=100, T=10,
             {"network": spec, "batch": conv_batch, "T": conv_T, **step_memory(conv)}]
 
 
-def profile(steps=30, seed=0):
-    """Where a training step's time goes: cProfile's own time of each stbp function (a
-    function's own time includes the matrix products written inline in it), per step."""
+def _own_times(step, steps):
+    """cProfile's statistics of `steps` calls of step() after one untimed call: pstats'
+    dict (filename, line, function) -> (calls, primitive calls, own time, total time,
+    callers), summed over the steps."""
     import cProfile
     import pstats
 
-    _, _, step = _training(seed=seed)
     step()
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(steps):
         step()
     prof.disable()
-    stats = pstats.Stats(prof).stats
+    return pstats.Stats(prof).stats
+
+
+def profile(steps=30, seed=0):
+    """Where a training step's time goes: cProfile's own time of each stbp function (a
+    function's own time includes the matrix products written inline in it), per step."""
+    _, _, step = _training(seed=seed)
+    stats = _own_times(step, steps)
     total = sum(v[2] for v in stats.values())
     rows = {}
     for (filename, _, func), (_, _, tottime, _, _) in stats.items():
@@ -753,19 +760,10 @@ def conv_profile(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, steps=10, 
     (the layers' forward, backward and grads methods, whose own time is their matrix
     products), the kernels by name, and "other"; a list of {"part", "s_per_step",
     "share"}, largest first."""
-    import cProfile
-    import pstats
-
     _, _, step = _conv_training(spec, batch, T, seed)
-    step()
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(steps):
-        step()
-    prof.disable()
     parts = {}
     layer_files = ("network.py", "conv.py")
-    for (filename, _, func), (_, _, own, _, _) in pstats.Stats(prof).stats.items():
+    for (filename, _, func), (_, _, own, _, _) in _own_times(step, steps).items():
         if func in ("forward", "backward", "grads") and filename.endswith(layer_files):
             part = "products (layers' forward, backward, grads)"
         elif "kernels" in filename and func in _KERNEL_PARTS:

@@ -225,13 +225,12 @@ def trace(net, tr, kind, same_carry, finite=True):
             a is not None and len(a) != T * B for a in tr.read)):
         raise ValueError(f"trace.read must hold one entry per layer ({len(net.layers)}), "
                          f"each None or {T * B} rows")
-    for n, U in enumerate(tr.u):
+    for n, U in enumerate(tr.u if finite else []):
         # a sum is finite when every term is (one pass, no mask); else look term by term,
         # for a finite sum that overflowed
         with numpy.errstate(over="ignore", invalid="ignore"):
-            total = U.sum() if finite else 0.0
-        if finite and not bool(backend.xp.isfinite(total)) and not bool(
-                backend.xp.isfinite(U).all()):
+            total = U.sum()
+        if not bool(backend.xp.isfinite(total)) and not bool(backend.xp.isfinite(U).all()):
             raise ValueError(f"trace.u[{n}] contains NaN or infinite values")
 
 
