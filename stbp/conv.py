@@ -96,9 +96,13 @@ class Conv(Dense):
     (R, H, W, C).
     """
 
-    #: window rows up to this many bytes are kept from the forward pass for the weight
-    #: gradient (ex-conv-memory: a second copy saved, the memory held until then)
-    KEEP_BYTES = 256 * 2**20
+    #: the window rows of a block of maps take at most this many bytes (one map's rows
+    #: at least): built, multiplied and dropped while they are still in cache
+    BLOCK_BYTES = 4 * 2**20
+    #: a layer whose window rows take at most this many bytes in all keeps them from the
+    #: forward pass for the weight gradient (ex-conv-memory); a larger one builds them
+    #: again, block by block
+    KEEP_BYTES = 64 * 2**20
 
     def __init__(self, size, k, pad, in_shape, dtype, rng, scheme):
         H, W, C = in_shape
@@ -107,24 +111,39 @@ class Conv(Dense):
         kernels = scheme((size, k * k * C), rng).astype(dtype)    # one kernel per row
         self.W = kernels.reshape(size, k, k, C)
         self.b = backend.xp.zeros(size, dtype=dtype)
-        self.kept = None               # (maps, window rows) of the last forward pass
+        self.kept = None          # (maps, window rows per block) of the last forward
 
     def windows(self, A):
         """The window rows of the maps A (R, H, W, C), padded: (R Ho Wo, k k C)."""
         return backend.engine().im2col(pad_maps(A, self.pad), self.k)
 
+    def blocks(self, R):
+        """range(R) cut into slices: blocks of maps whose window rows take at most
+        BLOCK_BYTES (one map at least)."""
+        Ho, Wo, _ = self.out_shape
+        per_map = Ho * Wo * self.W[0].size * self.W.itemsize
+        n = max(1, self.BLOCK_BYTES // per_map)
+        return [slice(s, min(s + n, R)) for s in range(0, R, n)]
+
     def forward(self, A):
-        """X = W (*) A, eq-conv: one product of the window rows with the kernels. The
-        rows are kept for the weight gradient (kept_windows) when they fit
-        KEEP_BYTES."""
-        rows = self.windows(A)
-        self.kept = (A.copy(), rows) if rows.nbytes <= self.KEEP_BYTES else None
-        X = rows @ self.W.reshape(len(self.W), -1).T               # (R Ho Wo, c)
+        """X = W (*) A, eq-conv: per block of maps, one product of its window rows with
+        the kernels. The rows are kept for the weight gradient (kept_windows) when all
+        of them fit KEEP_BYTES."""
+        c, positions = len(self.W), self.out_shape[0] * self.out_shape[1]
+        X = backend.xp.empty((len(A), positions, c), dtype=self.W.dtype)
+        keep = len(A) * positions * self.W[0].size * self.W.itemsize <= self.KEEP_BYTES
+        kept = []
+        for s in self.blocks(len(A)):
+            rows = self.windows(A[s])                           # (n Ho Wo, k k C)
+            backend.xp.matmul(rows, self.W.reshape(c, -1).T, out=X[s].reshape(-1, c))
+            if keep:
+                kept.append(rows)
+        self.kept = (A.copy(), kept) if keep else None
         return X.reshape(len(A), -1)
 
     def kept_windows(self, A):
-        """The window rows of A kept by the last forward pass, if it read maps equal
-        to A (else None); handed out once."""
+        """The window rows (one array per block) kept by the last forward pass, if it
+        read maps equal to A (else None); handed out once."""
         kept, self.kept = self.kept, None
         if kept is None or kept[0].shape != A.shape:
             return None
@@ -135,26 +154,31 @@ class Conv(Dense):
         return backend.xp.tile(self.b, math.prod(self.out_shape[:2]))
 
     def backward(self, P):
-        """eq-conv-back: each window row's error (the rows of P times the kernels),
-        added back where it was read (col2im) on the padded maps, their border cropped
-        (eq-pad-back)."""
-        c = len(self.W)
-        rows = P.reshape(-1, c) @ self.W.reshape(c, -1)            # (R Ho Wo, k k C)
-        H, W, C = self.in_shape
-        padded = (len(P), H + 2 * self.pad, W + 2 * self.pad, C)
-        return crop_maps(backend.engine().col2im(rows, padded, self.k), self.pad)
+        """eq-conv-back, per block of maps: each window row's error (the rows of P times
+        the kernels), added back where it was read (col2im) on the padded maps, their
+        border cropped (eq-pad-back)."""
+        c, (H, W, C), p = len(self.W), self.in_shape, self.pad
+        P = P.reshape(len(P), -1, c)                                # (R, Ho Wo, c)
+        out = backend.xp.empty((len(P),) + self.in_shape, dtype=P.dtype)
+        for s in self.blocks(len(P)):
+            rows = P[s].reshape(-1, c) @ self.W.reshape(c, -1)     # (n Ho Wo, k k C)
+            padded = (len(P[s]), H + 2 * p, W + 2 * p, C)
+            out[s] = crop_maps(backend.engine().col2im(rows, padded, self.k), p)
+        return out
 
     def grads(self, E, A):
-        """eq-conv-dw: dL/dW = E^T times the window rows of A, dL/db = E summed, over
-        all rows, then over positions (chapter 3's case 5 on window rows); E (R, Ho Wo
-        c)."""
-        E2 = E.reshape(-1, len(self.W))                            # (R Ho Wo, c)
-        rows = self.kept_windows(A)
-        if rows is None:
-            rows = self.windows(A)
-        rows = rows.astype(E.dtype, copy=False)
-        db = E.reshape(len(E), -1).sum(axis=0).reshape(-1, len(self.W)).sum(axis=0)
-        return (E2.T @ rows).reshape(self.W.shape), db
+        """eq-conv-dw: dL/dW = E^T times the window rows of A, summed block by block,
+        dL/db = E summed over all rows, then over positions (chapter 3's case 5 on
+        window rows); E (R, Ho Wo c)."""
+        c = len(self.W)
+        E3 = E.reshape(len(E), -1, c)                               # (R, Ho Wo, c)
+        kept = self.kept_windows(A)
+        dW = backend.xp.zeros((c, self.W[0].size), dtype=E.dtype)
+        for n, s in enumerate(self.blocks(len(A))):
+            rows = kept[n] if kept is not None else self.windows(A[s])
+            dW += E3[s].reshape(-1, c).T @ rows.astype(E.dtype, copy=False)
+        db = E.reshape(len(E), -1).sum(axis=0).reshape(-1, c).sum(axis=0)
+        return dW.reshape(self.W.shape), db
 
     def __repr__(self):
         pad = f"p{self.pad}" if self.pad else ""

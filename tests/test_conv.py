@@ -181,9 +181,13 @@ def test_bad_rule_and_targets():
         net.gradients(trace, Y[:, :2])
 
 
-def test_fused_kernels_run_on_feature_maps(monkeypatch):
+@pytest.mark.parametrize("block_bytes", [None, 1])   # default blocks, or one map each
+def test_fused_kernels_run_on_feature_maps(monkeypatch, block_bytes):
     if shutil.which("g++") is None:
         pytest.skip("g++ not found: cannot build the kernels for the CPU")
+    if block_bytes is not None:
+        from stbp.conv import Conv
+        monkeypatch.setattr(Conv, "BLOCK_BYTES", block_bytes)
     net = SNN("12x12-4C3-P2-3C3-5", tau=0.3, v_th=0.4, seed=0)
     x = bernoulli(np.random.default_rng(0).random((3, 144)), T=5, rng=1)
     Y = np.eye(5, dtype="float32")[[0, 3, 4]]
@@ -342,3 +346,58 @@ def test_a_finite_trace_whose_sum_overflows_is_accepted():
     trace.u[1][0, 0, 0] = np.inf
     with pytest.raises(ValueError, match=r"trace.u\[1\] contains NaN or infinite values"):
         net.check_trace(trace)
+
+
+def blocked_net(block_bytes, keep_bytes):
+    net = SNN("10x10-3C3-P2-4C2-5", tau=0.3, v_th=0.4, seed=2, dtype="float64")
+    for layer in net.layers:
+        if hasattr(layer, "BLOCK_BYTES"):
+            layer.BLOCK_BYTES, layer.KEEP_BYTES = block_bytes, keep_bytes
+    return net
+
+
+def test_conv_blocks_cut_the_batch_by_the_bytes_of_their_window_rows():
+    layer = blocked_net(0, 0).layers[0]
+    per_map = 8 * 8 * (3 * 3 * 1) * 8                  # Ho Wo rows of k k C float64
+    layer.BLOCK_BYTES = 2 * per_map + per_map // 2
+    assert [(s.start, s.stop) for s in layer.blocks(5)] == [(0, 2), (2, 4), (4, 5)]
+    layer.BLOCK_BYTES = 1                              # below one map: one map a block
+    assert [(s.start, s.stop) for s in layer.blocks(3)] == [(0, 1), (1, 2), (2, 3)]
+    layer.BLOCK_BYTES = 10**9
+    assert [(s.start, s.stop) for s in layer.blocks(4)] == [(0, 4)]
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 10**9])
+def test_blocks_and_kept_rows_give_the_gradients_of_one_block(engine, keep_bytes):
+    x = bernoulli(np.random.default_rng(3).random((3, 100)), T=4, rng=4)
+    Y = np.eye(5)[[1, 0, 4]]
+    whole = blocked_net(10**9, 0)
+    trace = whole.forward(x)
+    expected = whole.gradients(trace, Y)
+    for block_bytes in (1, 2000):                      # one map, or a few, per block
+        net = blocked_net(block_bytes, keep_bytes)
+        assert len(net.layers[0].blocks(12)) > 1
+        blocked = net.forward(x)
+        for a, b in zip(trace.u, blocked.u):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        for a, b in zip(trace.o, blocked.o):
+            np.testing.assert_array_equal(a, b)
+        kept = net.layers[0].kept
+        assert (kept is not None) == (keep_bytes > 0)
+        if kept is not None:                           # one array of rows per block
+            assert len(kept[1]) == len(net.layers[0].blocks(len(kept[0])))
+        for (dW, db), (eW, eb) in zip(net.gradients(blocked, Y), expected):
+            np.testing.assert_allclose(dW, eW, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(db, eb, rtol=1e-10, atol=1e-12)
+
+
+def test_kept_rows_and_rebuilt_rows_give_the_same_bits():
+    x = bernoulli(np.random.default_rng(5).random((2, 100)), T=3, rng=6)
+    Y = np.eye(5)[[2, 3]]
+    grads = []
+    for keep_bytes in (0, 10**9):
+        net = blocked_net(2000, keep_bytes)
+        grads.append(net.gradients(net.forward(x), Y))
+    for (a, b), (c, d) in zip(*grads):
+        np.testing.assert_array_equal(a, c)            # the same block products
+        np.testing.assert_array_equal(b, d)
