@@ -622,6 +622,11 @@ def main(argv=None):
               f"ratio {c['ratio']:.2f} (target <= {TARGETS['ratio']})")
         for row in results["conv_profile"]:
             print(f"  {row['part']:45s} {row['s_per_step'] * 1e3:7.2f} ms  {row['share']:6.1%}")
+        results["conv_blocks"] = conv_block_options()
+        print("the convolutions' window rows: blocks and keeping (paired steps):")
+        for row in results["conv_blocks"]:
+            print(f"  {row['option']:48s} {row['step_s'] * 1e3:7.1f} ms  "
+                  f"{row['over_chosen']:5.3f} x chosen")
     if args.compile:
         results["compile"] = c = compile_times()
         print(f"first step in a fresh process: {c['cold']['first_step_s']:.1f} s compiling the "
@@ -746,6 +751,62 @@ def conv_training_step(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, repe
             "epoch_s": t_step * epoch_samples / batch, "epoch_samples": epoch_samples}
 
 
+#: a convolution's (BLOCK_BYTES, KEEP_BYTES) compared by conv_block_options; None: the
+#: class's own value, ALL: no limit (the whole batch in one block, or every row kept)
+ALL = 2**62
+BLOCK_OPTIONS = {
+    "whole batch at once, rows kept (before blocks)": (ALL, ALL),
+    "blocks, rows kept up to KEEP_BYTES (chosen)": (None, None),
+    "blocks, rows always kept": (None, ALL),
+    "blocks, rows always rebuilt": (None, 0),
+}
+
+
+def conv_block_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, rounds=30,
+                       seed=0):
+    """Time the convolutional training step (conv_training_step's) with its convolutions'
+    BLOCK_BYTES and KEEP_BYTES set as each of BLOCK_OPTIONS says. The options alternate
+    step by step in one process, in an order that rotates every round; each timed step
+    follows an untimed one of the same option. Returns per option its median step and
+    the median over rounds of its step over the chosen option's step of the same
+    round."""
+    from stbp.conv import Conv
+
+    net, _, step = _conv_training(spec, batch, T, seed)
+    convs = [layer for layer in net.layers if isinstance(layer, Conv)]
+    names = list(BLOCK_OPTIONS)
+    chosen = names[1]
+
+    def use(name):
+        block, keep = BLOCK_OPTIONS[name]
+        for layer in convs:
+            layer.BLOCK_BYTES = Conv.BLOCK_BYTES if block is None else block
+            layer.KEEP_BYTES = Conv.KEEP_BYTES if keep is None else keep
+            layer.kept = None
+
+    times = {name: [] for name in names}
+    try:
+        for name in names:
+            use(name)
+            step(), step()
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                use(name)
+                step()
+                times[name].append(_median_time(step, 1))
+    finally:
+        for layer in convs:                 # back to the class's values
+            for attr in ("BLOCK_BYTES", "KEEP_BYTES"):
+                layer.__dict__.pop(attr, None)
+    return [{"option": name, "step_s": statistics.median(times[name]),
+             "over_chosen": statistics.median(
+                 a / b for a, b in zip(times[name], times[chosen])),
+             "block_bytes": Conv.BLOCK_BYTES if BLOCK_OPTIONS[name][0] is None
+             else BLOCK_OPTIONS[name][0],
+             "keep_bytes": Conv.KEEP_BYTES if BLOCK_OPTIONS[name][1] is None
+             else BLOCK_OPTIONS[name][1]} for name in names]
+
+
 #: the Numba kernels' functions -> their part of the step in conv_profile
 _KERNEL_PARTS = {"_forward": "layer recurrence, forward",
                  "_backward": "layer recurrence, backward", "_im2col": "im2col",
@@ -784,7 +845,7 @@ __all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover
            "compile_times", "THREAD_OPTIONS", "thread_options", "MEMORY_METHODS",
            "onb_layer", "onb_probe", "onb_fresh", "trace_nbytes", "step_memory",
            "training_memory", "profile", "scaling", "machine", "main",
-           "conv_training_step", "conv_profile"]
+           "conv_training_step", "conv_profile", "BLOCK_OPTIONS", "conv_block_options"]
 
 
 if __name__ == "__main__":

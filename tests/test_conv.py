@@ -206,6 +206,18 @@ def test_fused_kernels_run_on_feature_maps(monkeypatch, block_bytes):
                 np.testing.assert_array_equal(a, b)     # rectangular: bit for bit
 
 
+def test_block_options_time_each_option_against_the_chosen_one():
+    from stbp import bench
+    rows = bench.conv_block_options("8x8-2C3-P2-5", batch=4, T=3, rounds=3)
+    assert [r["option"] for r in rows] == list(bench.BLOCK_OPTIONS)
+    chosen = rows[1]
+    assert "chosen" in chosen["option"] and chosen["over_chosen"] == 1.0
+    assert all(r["step_s"] > 0 and r["over_chosen"] > 0 for r in rows)
+    assert (chosen["block_bytes"], chosen["keep_bytes"]) == (Conv.BLOCK_BYTES,
+                                                             Conv.KEEP_BYTES)
+    assert rows[3]["keep_bytes"] == 0 and rows[0]["block_bytes"] == bench.ALL
+
+
 def test_repr_names_the_spec():
     net = SNN("6x6-2C3-P2-3", tau=0.5, v_th=0.3, surrogate=Rectangular(1.0))
     assert repr(net).startswith("SNN('6x6-2C3-P2-3', tau=0.5, v_th=0.3")
