@@ -237,9 +237,11 @@ MUTATIONS = [
              (f"{TK}::test_numba_im2col_and_col2im_equal_the_array_code",
               "tests/test_kernels.py::test_fused_im2col_and_col2im_equal_the_array_code")),
     Mutation("cpu-col2im-off-by-one", "stbp/kernels/cpu.py",
-             "for j in range(k):\n                        for c in range(C):\n"
+             "for j in range(k):\n                    for q in range(Wo):\n"
+             "                        for c in range(C):\n"
              "                            A[r, p + i, q + j, c]",
-             "for j in range(k - 1):\n                        for c in range(C):\n"
+             "for j in range(k - 1):\n                    for q in range(Wo):\n"
+             "                        for c in range(C):\n"
              "                            A[r, p + i, q + j, c]",
              (f"{TK}::test_numba_im2col_and_col2im_equal_the_array_code",
               "tests/test_kernels.py::test_fused_im2col_and_col2im_equal_the_array_code")),
