@@ -228,6 +228,8 @@ def test_conv_benchmark_reports_the_step_and_its_products():
     r = bench.conv_training_step("8x8-2C3-P2-5", batch=4, T=3, repeat=5, epoch_samples=400)
     assert r["step_s"] > 0 and r["matmul_s"] > 0
     assert r["ratio"] == pytest.approx(r["step_s"] / r["matmul_s"])
+    assert r["matmul_blocked_s"] > 0
+    assert r["ratio_blocked"] == pytest.approx(r["step_s"] / r["matmul_blocked_s"])
     assert r["epoch_s"] == pytest.approx(r["step_s"] * 100)
     assert (r["spec"], r["batch"], r["T"]) == ("8x8-2C3-P2-5", 4, 3)
 
