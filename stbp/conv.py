@@ -88,6 +88,19 @@ from stbp.network import Dense
 from stbp.spec import layer_class
 
 
+@array_code
+def block_products(As, Bs):
+    """The sum over blocks b of As[b]^T Bs[b], added in block order: a convolution's
+    weight gradient from the errors (As) and the window rows (Bs) of its blocks of maps.
+    """
+    total = None
+    for a, b in zip(As, Bs):
+        product = a.T @ b.astype(a.dtype, copy=False)
+        total = backend.xp.zeros_like(product) if total is None else total
+        total += product
+    return total
+
+
 @layer_class("conv")         # what a token "cCk" or "cCkpP" builds
 class Conv(Dense):
     """A convolutional layer of neurons (token cCk or cCkpP): c maps from k x k kernels,
@@ -167,16 +180,16 @@ class Conv(Dense):
         return out
 
     def grads(self, E, A):
-        """eq-conv-dw: dL/dW = E^T times the window rows of A, summed block by block,
-        dL/db = E summed over all rows, then over positions (chapter 3's case 5 on
-        window rows); E (R, Ho Wo c)."""
-        c = len(self.W)
+        """eq-conv-dw: dL/dW = E^T times the window rows of A, summed block by block
+        (block_products), dL/db = E summed over all rows, then over positions (chapter
+        3's case 5 on window rows); E (R, Ho Wo c)."""
+        c, blocks = len(self.W), self.blocks(len(A))
         E3 = E.reshape(len(E), -1, c)                               # (R, Ho Wo, c)
-        kept = self.kept_windows(A)
-        dW = backend.xp.zeros((c, self.W[0].size), dtype=E.dtype)
-        for n, s in enumerate(self.blocks(len(A))):
-            rows = kept[n] if kept is not None else self.windows(A[s])
-            dW += E3[s].reshape(-1, c).T @ rows.astype(E.dtype, copy=False)
+        rows = self.kept_windows(A)                # a list, one array per block, or
+        if rows is None:                           # built again, one block at a time
+            rows = (self.windows(A[s]) for s in blocks)
+        errors = [E3[s].reshape(-1, c) for s in blocks]
+        dW = backend.engine().block_products(errors, rows)
         db = E.reshape(len(E), -1).sum(axis=0).reshape(-1, c).sum(axis=0)
         return dW.reshape(self.W.shape), db
 
@@ -207,4 +220,4 @@ class Pool:
         return f"Pool({self.k})"
 
 
-__all__ = ["im2col", "col2im", "pad_maps", "crop_maps", "pool_forward", "pool_backward", "Conv", "Pool"]
+__all__ = ["im2col", "col2im", "pad_maps", "crop_maps", "pool_forward", "pool_backward", "block_products", "Conv", "Pool"]

@@ -6,7 +6,8 @@ in that one place:
 
 * :data:`ARRAY`, the book's array code as written (chapters 2, 3, 5 and 8): the
   functions ``layer_forward``, ``layer_backward``, ``im2col``, ``col2im``,
-  ``pool_forward``, ``pool_backward``, ``spikes_below``, ``adam_update`` and ``sgd_update``, each marked ``@array_code``
+  ``pool_forward``, ``pool_backward``, ``block_products``, ``spikes_below``,
+  ``adam_update`` and ``sgd_update``, each marked ``@array_code``
   where the book defines it (dependencies point one way: the book's modules import this
   one, never the reverse);
 * :class:`Fused`, chapter 7's kernels (Numba on NumPy, CUDA on CuPy): the same arithmetic,
@@ -21,7 +22,7 @@ constants), so no formula of the book is written a second time.  A surrogate who
 Methods (each engine): ``layer_forward(X, b, tau, v_th, surrogate, carry)`` -> (U, O);
 ``layer_backward(spatial, U, O, neuron, rule, keep=False)`` -> (E, P, D);
 ``im2col(A, k)``; ``col2im(rows, shape, k)``; ``pool_forward(A, k)``;
-``pool_backward(G, k)``; ``spikes_below(R, x, dtype)``;
+``pool_backward(G, k)``; ``block_products(As, Bs)``; ``spikes_below(R, x, dtype)``;
 ``adam_update(p, m, s, g, lr, beta1, beta2, eps, k)``; ``sgd_update(p, v, g, lr,
 momentum)``.
 
@@ -41,7 +42,8 @@ class _Array:
 
     name = "array"
     OPS = ("layer_forward", "layer_backward", "im2col", "col2im", "pool_forward",
-           "pool_backward", "spikes_below", "adam_update", "sgd_update", "carry_factors")
+           "pool_backward", "block_products", "spikes_below", "adam_update", "sgd_update",
+           "carry_factors")
 
     def __getattr__(self, op):
         if op in self.OPS:
@@ -112,6 +114,15 @@ class Fused:
         if op not in self.OPTIONAL:
             raise AttributeError(op)
         return getattr(self.kernels, self.OPTIONAL[op], None) or getattr(ARRAY, op)
+
+    def block_products(self, As, Bs):
+        """Window rows kept in a list go to the kernels' threads where the kernels have
+        them; rows built block by block (an iterator) run through the array code, which
+        builds and multiplies one block at a time."""
+        fused = getattr(self.kernels, "block_products", None)
+        if fused is None or not isinstance(Bs, (list, tuple)):
+            return ARRAY.block_products(As, Bs)
+        return fused(As, Bs)
 
     @property
     def _xp(self):

@@ -108,6 +108,37 @@ def test_numba_pooling_and_its_transpose_equal_the_array_code(numba_kernels, sha
     np.testing.assert_array_equal(numba_kernels.pool_backward(G, k), conv.pool_backward(G, k))
 
 
+@pytest.mark.parametrize("threads", [None, 1, 2, 3])
+def test_numba_block_products_are_the_array_codes_sum_in_block_order(numba_kernels,
+                                                                     threads):
+    rng = np.random.default_rng(7)
+    As = [(rng.standard_normal((50, 3)) * 10.0 ** rng.integers(-3, 4)).astype("float32")
+          for _ in range(9)]
+    Bs = [rng.standard_normal((50, 4)).astype("float32") for _ in range(9)]
+    want = conv.block_products(As, Bs)
+    assert want.dtype == np.float32 and want.shape == (3, 4)
+    np.testing.assert_array_equal(numba_kernels.block_products(As, Bs, threads), want)
+    assert not np.array_equal(conv.block_products(As[::-1], Bs[::-1]), want)  # order shows
+    with pytest.raises(ValueError, match="as many blocks of rows as of errors"):
+        numba_kernels.block_products(As, Bs[:-1], threads)
+
+
+def test_fused_engine_sends_only_listed_blocks_to_the_kernels(
+        numba_kernels, monkeypatch):
+    from stbp.engine import Fused
+    calls = []
+    monkeypatch.setattr(numba_kernels, "block_products",
+                        lambda As, Bs: calls.append(len(Bs)) or conv.block_products(As, Bs))
+    engine = Fused(numba_kernels)
+    As = [np.ones((4, 2), "float32")] * 3
+    Bs = [np.ones((4, 5), "float32")] * 3
+    listed = engine.block_products(As, Bs)
+    iterated = engine.block_products(As, iter(Bs))
+    assert calls == [3]                                # only the list went to the kernels
+    np.testing.assert_array_equal(listed, iterated)
+    np.testing.assert_array_equal(listed, np.full((2, 5), 12.0, "float32"))
+
+
 def test_conv_keeps_its_windows_only_for_equal_maps():
     from stbp.network import SNN
     net = SNN("6x6-2C3-P2-3", tau=0.5, v_th=0.5, seed=0, dtype="float64")

@@ -95,12 +95,13 @@ class Kernels:
     """The fused operations of one backend, on arrays of its namespace ``xp``.
 
     ``layer_forward`` and ``layer_backward`` (the model code's contract): every backend
-    with kernels has them.  ``bernoulli``, ``adam``, ``sgd``, ``im2col`` and ``col2im``
-    are optional: None here means the array code runs (``stbp.backend.fused_op`` looks
+    with kernels has them.  ``bernoulli``, ``adam``, ``sgd``, ``im2col``, ``col2im``,
+    ``pool_forward``, ``pool_backward`` and ``block_products`` are optional: None here means the array code runs (``stbp.backend.fused_op`` looks
     them up).
     """
 
     bernoulli = adam = sgd = im2col = col2im = pool_forward = pool_backward = None
+    block_products = None
 
     def __init__(self, xp):
         self.xp = xp

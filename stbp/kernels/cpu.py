@@ -29,6 +29,7 @@ from __future__ import annotations
 import numbers
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -271,6 +272,17 @@ def _pool_backward(G, k, kk, out):
                             dst[c] = src[c] / kk
 
 
+_POOLS = {}
+
+
+def _pool(threads):
+    """A pool of `threads` Python threads, made once per count."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(max_workers=threads,
+                                             thread_name_prefix="stbp-blocks")
+    return _POOLS[threads]
+
+
 def _flat(a, name):
     """a as a 1-d view (parameters and optimiser state are updated in place)."""
     if not a.flags.c_contiguous:
@@ -354,6 +366,28 @@ class NumbaKernels(Kernels):
               np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), real(beta1),
               real(1 - beta1), real(beta2), real(1 - beta2), real(1 / c2 ** 0.5), real(eps),
               real(lr / c1))
+
+    def block_products(self, As, Bs, threads=None):
+        """stbp.conv.block_products on lists of blocks, the blocks' products on `threads`
+        Python threads (None: as many as Numba has): the sum over blocks b of
+        As[b]^T Bs[b], added in block order. NumPy's ``dot`` lets go of the interpreter lock while BLAS
+        multiplies (``@`` holds it for one pair of matrices), so the threads multiply
+        blocks at once; the products are added afterwards, in order, so the sum is the
+        array code's, bit for bit."""
+        As, Bs = list(As), list(Bs)
+        if len(As) != len(Bs) or not As:
+            raise ValueError(f"block_products needs as many blocks of rows as of errors, "
+                             f"at least one; got {len(Bs)} and {len(As)}")
+        multiply = lambda ab: np.dot(ab[0].T, ab[1].astype(ab[0].dtype, copy=False))  # noqa
+        threads = numba.get_num_threads() if threads is None else threads
+        pairs = zip(As, Bs)
+        products = _pool(threads).map(multiply, pairs) if threads > 1 else map(multiply,
+                                                                                  pairs)
+        total = None
+        for product in products:                 # in block order
+            total = np.zeros_like(product) if total is None else total
+            total += product
+        return total
 
     def im2col(self, A, k):
         """stbp.conv.im2col in one pass: the k x k windows of A (R, H, W, C) as rows."""
