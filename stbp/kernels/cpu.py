@@ -370,10 +370,13 @@ class NumbaKernels(Kernels):
     def block_products(self, As, Bs, threads=None):
         """stbp.conv.block_products on lists of blocks, the blocks' products on `threads`
         Python threads (None: as many as Numba has): the sum over blocks b of
-        As[b]^T Bs[b], added in block order. NumPy's ``dot`` lets go of the interpreter lock while BLAS
-        multiplies (``@`` holds it for one pair of matrices), so the threads multiply
-        blocks at once; the products are added afterwards, in order, so the sum is the
-        array code's, bit for bit."""
+        As[b]^T Bs[b], added in block order. NumPy's ``dot`` lets go of the interpreter
+        lock around every BLAS call (``numpy/_core/src/common/cblasfuncs.c``), so the
+        threads multiply blocks at once (``@`` keeps the lock when the product has at
+        most 500 entries, as the first convolution's 15 x 25 gradient has:
+        ``NPY_BEGIN_THREADS_THRESHOLDED`` in ``numpy/_core/src/umath/ufunc_object.c``);
+        the products are added afterwards, in order, so the sum is the array code's,
+        bit for bit."""
         As, Bs = list(As), list(Bs)
         if len(As) != len(Bs) or not As:
             raise ValueError(f"block_products needs as many blocks of rows as of errors, "
