@@ -835,17 +835,24 @@ _KERNEL_PARTS = {"_forward": "layer recurrence, forward",
                  "_bernoulli": "encoder"}
 
 
+#: cProfile's name for waiting on a lock: in a training step, the main thread waiting
+#: for the block products the CPU kernels run on Python threads (block_products)
+_LOCK_WAIT = "<method 'acquire' of '_thread.lock' objects>"
+
+
 def conv_profile(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, steps=10, seed=0):
     """Where the convolutional step's time goes: cProfile's own time per function over
     `steps` training steps (as conv_training_step's), per step, grouped as "products"
     (the layers' forward, backward and grads methods, whose own time is their matrix
-    products), the kernels by name, and "other"; a list of {"part", "s_per_step",
+    products, block_products and the wait for its threads), the kernels by name, and
+    "other"; a list of {"part", "s_per_step",
     "share"}, largest first."""
     _, _, step = _conv_training(spec, batch, T, seed)
     parts = {}
     layer_files = ("network.py", "conv.py")
     for (filename, _, func), (_, _, own, _, _) in _own_times(step, steps).items():
-        if func in ("forward", "backward", "grads") and filename.endswith(layer_files):
+        if (func in ("forward", "backward", "grads", "block_products")
+                and filename.endswith(layer_files + ("cpu.py",))) or func == _LOCK_WAIT:
             part = "products (layers' forward, backward, grads)"
         elif "kernels" in filename and func in _KERNEL_PARTS:
             part = _KERNEL_PARTS[func]

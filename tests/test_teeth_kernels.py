@@ -123,6 +123,21 @@ def test_numba_block_products_are_the_array_codes_sum_in_block_order(numba_kerne
         numba_kernels.block_products(As, Bs[:-1], threads)
 
 
+def test_numba_block_products_use_threads_only_for_thin_products(numba_kernels,
+                                                                 monkeypatch):
+    from stbp.kernels import cpu
+    pools = []
+    monkeypatch.setattr(cpu, "_pool", lambda n: pools.append(n) or cpu.ThreadPoolExecutor(n))
+    rng = np.random.default_rng(8)
+    thin = [rng.random((6, 3), dtype="float32") for _ in range(3)]
+    wide = [rng.random((6, 40), dtype="float32") for _ in range(3)]
+    numba_kernels.block_products(thin, thin, threads=2)             # 3 x 3 entries
+    assert pools == [2]
+    np.testing.assert_array_equal(numba_kernels.block_products(wide, wide, threads=2),
+                                  conv.block_products(wide, wide))  # 40 x 40: serial
+    assert pools == [2] and 40 * 40 > numba_kernels.POOL_MAX_ENTRIES
+
+
 def test_fused_engine_sends_only_listed_blocks_to_the_kernels(
         numba_kernels, monkeypatch):
     from stbp.engine import Fused

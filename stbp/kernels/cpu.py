@@ -367,6 +367,13 @@ class NumbaKernels(Kernels):
               real(1 - beta1), real(beta2), real(1 - beta2), real(1 / c2 ** 0.5), real(eps),
               real(lr / c1))
 
+    #: block_products multiplies blocks on Python threads only when a product has at
+    #: most this many entries: BLAS leaves such thin products on one thread (the first
+    #: convolution's 15 x 25: 12 blocks in 14.0 ms, 9.9 on two threads), while it splits
+    #: larger ones between its own threads, and threads on top of those only wait (the
+    #: second convolution's 40 x 375, its rows kept: the CNN step 1.2 times as long)
+    POOL_MAX_ENTRIES = 1024
+
     def block_products(self, As, Bs, threads=None):
         """stbp.conv.block_products on lists of blocks, the blocks' products on `threads`
         Python threads (None: as many as Numba has): the sum over blocks b of
@@ -376,16 +383,17 @@ class NumbaKernels(Kernels):
         most 500 entries, as the first convolution's 15 x 25 gradient has:
         ``NPY_BEGIN_THREADS_THRESHOLDED`` in ``numpy/_core/src/umath/ufunc_object.c``);
         the products are added afterwards, in order, so the sum is the array code's,
-        bit for bit."""
+        bit for bit. Only thin products go to the threads (POOL_MAX_ENTRIES)."""
         As, Bs = list(As), list(Bs)
         if len(As) != len(Bs) or not As:
             raise ValueError(f"block_products needs as many blocks of rows as of errors, "
                              f"at least one; got {len(Bs)} and {len(As)}")
         multiply = lambda ab: np.dot(ab[0].T, ab[1].astype(ab[0].dtype, copy=False))  # noqa
         threads = numba.get_num_threads() if threads is None else threads
+        thin = As[0].shape[1] * Bs[0].shape[1] <= self.POOL_MAX_ENTRIES
         pairs = zip(As, Bs)
-        products = _pool(threads).map(multiply, pairs) if threads > 1 else map(multiply,
-                                                                                  pairs)
+        products = (_pool(threads).map(multiply, pairs) if threads > 1 and thin
+                    else map(multiply, pairs))
         total = None
         for product in products:                 # in block order
             total = np.zeros_like(product) if total is None else total
