@@ -4,7 +4,11 @@
 skipped, unless STBP_REQUIRE_GPU is on (1, true, yes, on; tools/gpu_check.sh sets it):
 then it fails, so a GPU check on a machine whose device is missing or broken cannot pass
 by skipping everything.  A value of STBP_REQUIRE_GPU that is neither on nor off stops the
-test run at once (stbp.env.flag names it)."""
+test run at once (stbp.env.flag names it).  ``numba_kernels`` and ``emulated``: the
+kernels' two CPU builds, Numba's and the CUDA source compiled with g++ (skipped without
+g++), one per test module."""
+import shutil
+
 import numpy as np
 import pytest
 
@@ -86,3 +90,17 @@ def assert_engine(name, surrogate=None):
         assert chosen is stbp.engine.ARRAY, chosen
     else:
         assert isinstance(chosen, stbp.engine.Fused), chosen
+
+
+@pytest.fixture(scope="module")
+def numba_kernels():
+    from stbp.kernels.cpu import NumbaKernels
+    return NumbaKernels(np)
+
+
+@pytest.fixture(scope="module")
+def emulated(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: cannot build the CUDA source for the CPU")
+    from stbp.kernels.cuda import EmulatedKernels
+    return EmulatedKernels(np, folder=str(tmp_path_factory.mktemp("kernels")))

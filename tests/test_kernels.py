@@ -54,18 +54,6 @@ def assert_same(got, ref, surrogate, dtype):
                                    atol=TOL[dtype] * scale)
 
 
-@pytest.fixture(scope="module")
-def numba_kernels():
-    return NumbaKernels(np)
-
-
-@pytest.fixture(scope="module")
-def emulated(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ not found: cannot build the CUDA source for the CPU")
-    return cuda.EmulatedKernels(np, folder=str(tmp_path_factory.mktemp("kernels")))
-
-
 @pytest.fixture(params=["numba", "emulated-cuda"])
 def fused(request):
     """The engine of each build of the kernels (stbp.engine.Fused)."""

@@ -4,7 +4,6 @@ gives it, against the book's array function called directly (never through the
 engine, so that neither side is chosen by STBP_FUSE).  One case per test, so that
 tools/mutate.py can run just the cases that should catch a mutation of a kernel, and
 compile few kernels to do it."""
-import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from stbp import conv, optim
 from stbp.backward import RULES, layer_backward
 from stbp.engine import neuron_form
-from stbp.kernels.cpu import NumbaKernels
 from stbp.network import layer_forward
 from stbp.surrogates import Gaussian, Polynomial, Rectangular, Sigmoid, Smooth
 
@@ -58,19 +56,6 @@ def kernel_and_array(kernels, name, carry, rule):
     assert float(np.abs(E_ref).max()) > 0
     close(E, E_ref, exact)
     close(P, P_ref, exact)
-
-
-@pytest.fixture(scope="module")
-def numba_kernels():
-    return NumbaKernels(np)
-
-
-@pytest.fixture(scope="module")
-def emulated(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ not found: cannot build the CUDA source for the CPU")
-    from stbp.kernels.cuda import EmulatedKernels
-    return EmulatedKernels(np, folder=str(tmp_path_factory.mktemp("kernels")))
 
 
 @pytest.mark.parametrize("rule", RULES)
