@@ -130,12 +130,15 @@ class Conv(Dense):
         """The window rows of the maps A (R, H, W, C), padded: (R Ho Wo, k k C)."""
         return backend.engine().im2col(pad_maps(A, self.pad), self.k)
 
+    def map_bytes(self):
+        """The bytes of one map's window rows: Ho Wo rows of k k C numbers."""
+        Ho, Wo, _ = self.out_shape
+        return Ho * Wo * self.W[0].size * self.W.itemsize
+
     def blocks(self, R):
         """range(R) cut into slices: blocks of maps whose window rows take at most
         BLOCK_BYTES (one map at least)."""
-        Ho, Wo, _ = self.out_shape
-        per_map = Ho * Wo * self.W[0].size * self.W.itemsize
-        n = max(1, self.BLOCK_BYTES // per_map)
+        n = max(1, self.BLOCK_BYTES // self.map_bytes())
         return [slice(s, min(s + n, R)) for s in range(0, R, n)]
 
     def forward(self, A):
@@ -144,7 +147,7 @@ class Conv(Dense):
         of them fit KEEP_BYTES."""
         c, positions = len(self.W), self.out_shape[0] * self.out_shape[1]
         X = backend.xp.empty((len(A), positions, c), dtype=self.W.dtype)
-        keep = len(A) * positions * self.W[0].size * self.W.itemsize <= self.KEEP_BYTES
+        keep = len(A) * self.map_bytes() <= self.KEEP_BYTES
         kept = []
         for s in self.blocks(len(A)):
             rows = self.windows(A[s])                           # (n Ho Wo, k k C)

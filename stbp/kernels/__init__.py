@@ -96,8 +96,8 @@ class Kernels:
 
     ``layer_forward`` and ``layer_backward`` (the model code's contract): every backend
     with kernels has them.  ``bernoulli``, ``adam``, ``sgd``, ``im2col``, ``col2im``,
-    ``pool_forward``, ``pool_backward`` and ``block_products`` are optional: None here means the array code runs (``stbp.backend.fused_op`` looks
-    them up).
+    ``pool_forward``, ``pool_backward`` and ``block_products`` are optional: None here
+    means the array code runs (``stbp.engine.Fused`` looks them up).
     """
 
     bernoulli = adam = sgd = im2col = col2im = pool_forward = pool_backward = None
