@@ -796,12 +796,12 @@ def conv_block_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, roun
     convs = [layer for layer in net.layers if isinstance(layer, Conv)]
     names = list(BLOCK_OPTIONS)
     chosen = names[1]
+    budgets = {name: tuple(own if value is None else value for value, own in zip(
+        BLOCK_OPTIONS[name], (Conv.BLOCK_BYTES, Conv.KEEP_BYTES))) for name in names}
 
     def use(name):
-        block, keep = BLOCK_OPTIONS[name]
         for layer in convs:
-            layer.BLOCK_BYTES = Conv.BLOCK_BYTES if block is None else block
-            layer.KEEP_BYTES = Conv.KEEP_BYTES if keep is None else keep
+            layer.BLOCK_BYTES, layer.KEEP_BYTES = budgets[name]
             layer.kept = None
 
     times = {name: [] for name in names}
@@ -821,10 +821,8 @@ def conv_block_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, roun
     return [{"option": name, "step_s": statistics.median(times[name]),
              "over_chosen": statistics.median(
                  a / b for a, b in zip(times[name], times[chosen])),
-             "block_bytes": Conv.BLOCK_BYTES if BLOCK_OPTIONS[name][0] is None
-             else BLOCK_OPTIONS[name][0],
-             "keep_bytes": Conv.KEEP_BYTES if BLOCK_OPTIONS[name][1] is None
-             else BLOCK_OPTIONS[name][1]} for name in names]
+             "block_bytes": budgets[name][0], "keep_bytes": budgets[name][1]}
+            for name in names]
 
 
 #: the Numba kernels' functions -> their part of the step in conv_profile
