@@ -139,15 +139,16 @@ def main(argv=None):
             height, top = measure(chromium, url, args.width, args.wait)
             if anchor and top is None:
                 sys.exit(f"no element with id {anchor!r} in {path}")
-            height = min(height, args.height)
+            window = args.tile or 1000
+            # an anchor's window is captured whole, however far down --height stops
+            height = min(height, max(args.height, top + window) if anchor else args.height)
             bare = (site / path).resolve().as_uri()
             chromium_run(chromium, [f"--screenshot={png}", bare], args.width, height, args.wait)
             image = Image.open(png)
             written = [png]
             if anchor:                       # one window from just above the anchor
                 top = max(0, top - 20)
-                image.crop((0, top, image.width, min(image.height, top + (args.tile or 1000)))
-                           ).save(png)
+                image.crop((0, top, image.width, min(image.height, top + window))).save(png)
             elif args.tile and image.height > args.tile:
                 for k, top in enumerate(range(0, image.height, args.tile), start=1):
                     tile = out / f"{stem}-{k}.png"
