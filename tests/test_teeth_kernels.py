@@ -71,7 +71,8 @@ def test_emulated_cuda_layer_kernels_equal_the_array_code(emulated, name, carry,
     kernel_and_array(emulated, name, carry, rule)
 
 
-@pytest.mark.parametrize("shape, k", [((2, 5, 6, 3), 3), ((3, 4, 4, 1), 2), ((1, 5, 5, 2), 5)])
+@pytest.mark.parametrize("shape, k", [((2, 5, 6, 3), 3), ((3, 4, 4, 1), 2), ((1, 5, 5, 2), 5),
+                                      ((2, 9, 6, 1), 3)])
 def test_numba_im2col_and_col2im_equal_the_array_code(numba_kernels, shape, k):
     rng = np.random.default_rng(3)
     A = rng.standard_normal(shape)

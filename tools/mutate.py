@@ -236,6 +236,11 @@ MUTATIONS = [
              "for i in range(k - 1):\n                    src = A[r, p + i]",
              (f"{TK}::test_numba_im2col_and_col2im_equal_the_array_code",
               "tests/test_kernels.py::test_fused_im2col_and_col2im_equal_the_array_code")),
+    Mutation("cpu-im2col-one-channel-off-by-one", "stbp/kernels/cpu.py",
+             "for j in range(k):\n                            out[r, p, q, i, j]",
+             "for j in range(k - 1):\n                            out[r, p, q, i, j]",
+             (f"{TK}::test_numba_im2col_and_col2im_equal_the_array_code",
+              "tests/test_kernels.py::test_fused_im2col_and_col2im_equal_the_array_code")),
     Mutation("cpu-col2im-off-by-one", "stbp/kernels/cpu.py",
              "for j in range(k):\n                    for q in range(Wo):\n"
              "                        for c in range(C):\n"

@@ -210,6 +210,26 @@ def _im2col(A, k, out):
                     out[r, p, q, i, :] = src[q * C:q * C + kC]
 
 
+def _make_im2col_one(k):
+    """_im2col for maps of one channel (C = 1), with k a constant of the compiled code:
+    each window row is k runs of only k numbers, which a loop of known length copies
+    without the overhead of a slice per run (the first convolution's rows, k = 5:
+    built in less than half the time; with more channels the runs are long enough for
+    the slices of _im2col, which are then the faster)."""
+
+    @njit(cache=CACHE, parallel=True)
+    def _im2col_one(A, out):
+        R, Ho, Wo = out.shape[:3]
+        for r in prange(R):
+            for p in range(Ho):
+                for q in range(Wo):
+                    for i in range(k):
+                        for j in range(k):
+                            out[r, p, q, i, j] = A[r, p + i, q + j]
+
+    return _im2col_one
+
+
 @njit(cache=CACHE, parallel=True)
 def _col2im(win, k, A):
     """A[r, p + i, q + j, c] += win[r, p, q, i, j, c], each map's window rows p from the
@@ -404,7 +424,11 @@ class NumbaKernels(Kernels):
         """stbp.conv.im2col in one pass: the k x k windows of A (R, H, W, C) as rows."""
         R, H, W, C = A.shape
         out = np.empty((R, H - k + 1, W - k + 1, k, k * C), dtype=A.dtype)
-        _im2col(np.ascontiguousarray(A).reshape(R, H, W * C), int(k), out)
+        A = np.ascontiguousarray(A).reshape(R, H, W * C)
+        if C == 1:                                   # runs of k numbers: see the kernel
+            _kernel(_make_im2col_one, int(k))(A, out)
+        else:
+            _im2col(A, int(k), out)
         return out.reshape(-1, k * k * C)
 
     def col2im(self, rows, shape, k):
