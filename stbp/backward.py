@@ -143,14 +143,23 @@ def gradients(net, trace, targets, rule="exact", keep=False):
     spatial = backend.xp.broadcast_to(output_delta(Y, rate, T), trace.o[-1].shape)
     n = len(net.W)                               # the layers of neurons not yet done
     grads, kept = [None] * n, [None] * n
+    pool = None               # chapter 8: a pooling whose transpose is still to run
     for i in range(len(net.layers) - 1, -1, -1):
         layer = net.layers[i]
-        if not layer.neurons:                    # chapter 8's pooling: its transpose
-            spatial = layer.backward(spatial)
+        if not layer.neurons:                    # chapter 8's pooling: its transpose,
+            if pool is not None:                 # run with the layer below (as a rule)
+                spatial = pool.backward(spatial)
+            pool = layer
             continue
         n -= 1                                   # layer n + 1 of the sheet
-        S = spatial.reshape(T, B, -1)
-        E, P, D = engine.layer_backward(S, trace.u[n], trace.o[n + 1], net, rule, keep)
+        U, O = trace.u[n], trace.o[n + 1]
+        if pool is not None and not keep:        # chapter 8: both in one call
+            E, P, D = engine.layer_backward_pooled(spatial, U, O, net, rule, pool.k)
+        else:
+            spatial = spatial if pool is None else pool.backward(spatial)
+            S = spatial.reshape(T, B, -1)
+            E, P, D = engine.layer_backward(S, U, O, net, rule, keep)
+        pool = None
         grads[n] = layer.grads(E.reshape(T * B, -1), layer_input(net, trace, i))
         if keep:
             kept[n] = {"D": D, "E": E, "spatial": S}

@@ -58,6 +58,10 @@ def crop_maps(A, p):
 
 
 # --- book/08_convolution.ipynb, cell 11 ---
+from stbp.backward import layer_backward
+from stbp.network import layer_forward
+
+
 @array_code
 def pool_forward(A, k):
     """Average pooling:
@@ -79,6 +83,23 @@ def pool_backward(G, k):
     share = (G / (k * k))[:, :, None, :, None, :]
     spread = backend.xp.broadcast_to(share, (R, Ho, k, Wo, k, C))
     return spread.reshape(R, Ho * k, Wo * k, C)
+
+
+@array_code
+def layer_forward_pooled(X, b, tau, v_th, surrogate, carry, maps, k):
+    """A layer of neurons (chapter 2's layer_forward) and the k x k pooling of its
+    spikes as maps (T B, *maps): returns U, O and the pooled maps (T B, H/k, W/k, C).
+    The network's forward pass calls it for a layer below a pooling; the fused kernels
+    (chapter 7) do both in one pass."""
+    U, O = layer_forward(X, b, tau, v_th, surrogate, carry)
+    return U, O, pool_forward(O.reshape((-1,) + tuple(maps)), k)
+
+
+@array_code
+def layer_backward_pooled(G, U, O, net, rule, k):
+    """Chapter 3's layer_backward on the spatial term that pool_backward spreads from
+    the errors G (T B, Ho, Wo, C) of the k x k pooling above; returns (E, P, D)."""
+    return layer_backward(pool_backward(G, k).reshape(U.shape), U, O, net, rule)
 
 
 # --- book/08_convolution.ipynb, cell 14 ---
@@ -223,4 +244,4 @@ class Pool:
         return f"Pool({self.k})"
 
 
-__all__ = ["im2col", "col2im", "pad_maps", "crop_maps", "pool_forward", "pool_backward", "block_products", "Conv", "Pool"]
+__all__ = ["im2col", "col2im", "pad_maps", "crop_maps", "pool_forward", "pool_backward", "layer_forward_pooled", "layer_backward_pooled", "block_products", "Conv", "Pool"]

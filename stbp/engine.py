@@ -5,9 +5,10 @@ Two engines share one interface, and :func:`stbp.backend.engine` chooses between
 in that one place:
 
 * :data:`ARRAY`, the book's array code as written (chapters 2, 3, 5 and 8): the
-  functions ``layer_forward``, ``layer_backward``, ``im2col``, ``col2im``,
-  ``pool_forward``, ``pool_backward``, ``block_products``, ``spikes_below``,
-  ``adam_update`` and ``sgd_update``, each marked ``@array_code``
+  functions ``layer_forward``, ``layer_backward``, ``layer_forward_pooled``,
+  ``layer_backward_pooled``, ``im2col``, ``col2im``, ``pool_forward``,
+  ``pool_backward``, ``block_products``, ``spikes_below``, ``adam_update`` and
+  ``sgd_update``, each marked ``@array_code``
   where the book defines it (dependencies point one way: the book's modules import this
   one, never the reverse);
 * :class:`Fused`, chapter 7's kernels (Numba on NumPy, CUDA on CuPy): the same arithmetic,
@@ -21,7 +22,8 @@ constants), so no formula of the book is written a second time.  A surrogate who
 
 Methods (each engine): ``layer_forward(X, b, tau, v_th, surrogate, carry)`` -> (U, O);
 ``layer_backward(spatial, U, O, neuron, rule, keep=False)`` -> (E, P, D);
-``im2col(A, k)``; ``col2im(rows, shape, k)``; ``pool_forward(A, k)``;
+``layer_forward_pooled(X, b, tau, v_th, surrogate, carry, maps, k)`` -> (U, O, pooled);
+``layer_backward_pooled(G, U, O, neuron, rule, k)`` -> (E, P, D); ``im2col(A, k)``; ``col2im(rows, shape, k)``; ``pool_forward(A, k)``;
 ``pool_backward(G, k)``; ``block_products(As, Bs)``; ``spikes_below(R, x, dtype)``;
 ``adam_update(p, m, s, g, lr, beta1, beta2, eps, k)``; ``sgd_update(p, v, g, lr,
 momentum)``.
@@ -41,9 +43,9 @@ class _Array:
     stbp`` imports them all), so that this module imports none of them."""
 
     name = "array"
-    OPS = ("layer_forward", "layer_backward", "im2col", "col2im", "pool_forward",
-           "pool_backward", "block_products", "spikes_below", "adam_update", "sgd_update",
-           "carry_factors")
+    OPS = ("layer_forward", "layer_backward", "layer_forward_pooled",
+           "layer_backward_pooled", "im2col", "col2im", "pool_forward", "pool_backward",
+           "block_products", "spikes_below", "adam_update", "sgd_update", "carry_factors")
 
     def __getattr__(self, op):
         if op in self.OPS:
@@ -136,6 +138,29 @@ class Fused:
     def layer_forward(self, X, b, tau, v_th, surrogate, carry="exp"):
         form = neuron_form(tau, v_th, surrogate, carry, X.dtype, self._xp)
         return self.kernels.layer_forward(X, b, form)
+
+    def layer_forward_pooled(self, X, b, tau, v_th, surrogate, carry, maps, k):
+        """The layer and the k x k pooling above it in one kernel where the kernels have
+        one and the spikes are 0/1 (O then comes back as bools, as the trace stores
+        them); else the layer's kernel, then pooling."""
+        form = neuron_form(tau, v_th, surrogate, carry, X.dtype, self._xp)
+        fused = getattr(self.kernels, "layer_forward_pooled", None)
+        if fused is not None and form.binary:
+            return fused(X, b, form, maps, k)
+        U, O = self.kernels.layer_forward(X, b, form)
+        return U, O, self.pool_forward(O.reshape((-1,) + tuple(maps)), k)
+
+    def layer_backward_pooled(self, G, U, O, neuron, rule, k):
+        """The layer's backward kernel with pooling's transpose inside it where the
+        kernels have one; else pooling's transpose, then the layer's kernel."""
+        fused = getattr(self.kernels, "layer_backward_pooled", None)
+        if fused is None:
+            S = self.pool_backward(G, k).reshape(U.shape)
+            return self.layer_backward(S, U, O, neuron, rule)
+        form = neuron_form(neuron.tau, neuron.v_th, neuron.surrogate, neuron.carry,
+                           U.dtype, self._xp)
+        E, P = fused(G, U, O, form, rule, k)
+        return E, P, None
 
     def layer_backward(self, spatial, U, O, neuron, rule, keep=False):
         if keep:                               # Delta exists only in the array code

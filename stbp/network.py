@@ -172,19 +172,26 @@ class SNN:
         T, B = o[0].shape[:2]
         # the array code, or chapter 7's kernels
         engine = backend.engine(self.surrogate)
-        A, u, read, pooled = self.rows(o[0], 0), [], [], False
-        for layer in self.layers:
+        A, u, read, pooled = self.rows(o[0], 0), [], [], None
+        for i, layer in enumerate(self.layers):
             if not layer.neurons:                  # chapter 8's pooling: no neurons
-                A, pooled = layer.forward(A), True
+                A = layer.forward(A) if pooled is None else pooled
+                pooled = None
                 read.append(None)
                 continue
-            read.append(A if pooled else None)     # kept for the weight gradient
-            pooled = False
+            below = self.layers[i - 1] if i else None   # kept for the weight gradient:
+            read.append(A if below and not below.neurons else None)  # a pooling's rows
             X = layer.forward(A).reshape(T, B, -1)  # X^{t,n} for every t at once
-            U, O = engine.layer_forward(X, layer.bias(), self.tau, self.v_th,
-                                        self.surrogate, self.carry)
+            above = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if above is None or above.neurons:
+                U, O = engine.layer_forward(X, layer.bias(), self.tau, self.v_th,
+                                            self.surrogate, self.carry)
+            else:              # chapter 8: the layer and the pooling above, in one call
+                U, O, pooled = engine.layer_forward_pooled(
+                    X, layer.bias(), self.tau, self.v_th, self.surrogate, self.carry,
+                    layer.out_shape, above.k)
             u.append(U)
-            o.append(O.astype(bool) if self.surrogate.binary else O)
+            o.append(O.astype(bool, copy=False) if self.surrogate.binary else O)
             A = O.reshape((T * B,) + layer.out_shape)
         return Trace(u=u, o=o, made_by=self.description(), read=read)
 

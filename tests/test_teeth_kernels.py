@@ -196,3 +196,68 @@ def test_sgd_is_momentum_sgd(numba_kernels, which):
         w = 0.9 * w + g
         want = want - 0.05 * w
     np.testing.assert_allclose(p, want, rtol=1e-13)
+
+
+def pooled_inputs(maps, k, T=3, B=4, seed=5, dtype="float64"):
+    """X, b for a layer of maps (H, W, C) and G, the errors of the k x k pooling above."""
+    rng = np.random.default_rng(seed)
+    H, W, C = maps
+    n = H * W * C
+    G = rng.normal(0, 1, (T * B, H // k, W // k, C)) * 10.0 ** rng.integers(-3, 4, C)
+    return (rng.normal(0.35, 0.6, (T, B, n)).astype(dtype),
+            rng.normal(0, 0.1, n).astype(dtype), G.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("maps, k", [((4, 6, 3), 2), ((6, 6, 1), 3), ((2, 4, 5), 2)])
+def test_numba_layer_forward_pooled_equals_the_array_code(numba_kernels, maps, k, dtype):
+    X, b, _ = pooled_inputs(maps, k, dtype=dtype)
+    surrogate = SURROGATES["rect"]
+    U_ref, O_ref, A_ref = conv.layer_forward_pooled(X.copy(), b, TAU, V_TH, surrogate,
+                                                    "exp", maps, k)
+    assert 0.05 < float(O_ref.mean()) < 0.95
+    form = neuron_form(TAU, V_TH, surrogate, "exp", X.dtype)
+    U, O, A = numba_kernels.layer_forward_pooled(X.copy(), b, form, maps, k)
+    np.testing.assert_array_equal(U, U_ref)
+    assert O.dtype == np.bool_                        # as the trace stores spikes
+    np.testing.assert_array_equal(O, O_ref.astype(bool))
+    assert A.dtype == A_ref.dtype and A.shape == A_ref.shape
+    np.testing.assert_array_equal(A, A_ref)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("name, carry", [("rect", "exp"), ("rect", "linear"),
+                                         ("smooth", "exp"), ("poly", "reset")])
+def test_numba_layer_backward_pooled_equals_the_array_code(numba_kernels, name, carry,
+                                                           rule):
+    maps, k = (4, 6, 3), 2
+    X, b, G = pooled_inputs(maps, k)
+    surrogate = SURROGATES[name]
+    U, O = layer_forward(X.copy(), b, TAU, V_TH, surrogate, carry)
+    O = O.astype(bool) if surrogate.binary else O
+    neuron = type("Neuron", (), dict(tau=TAU, v_th=V_TH, surrogate=surrogate, carry=carry,
+                                     dtype=X.dtype))
+    E_ref, P_ref, _ = conv.layer_backward_pooled(G, U, O, neuron, rule, k)
+    form = neuron_form(TAU, V_TH, surrogate, carry, X.dtype)
+    E, P = numba_kernels.layer_backward_pooled(G, U, O, form, rule, k)
+    assert float(np.abs(E_ref).max()) > 0
+    exact = name in ("rect", "poly") and not (carry == "exp" and not surrogate.binary)
+    close(E, E_ref, exact)
+    close(P, P_ref, exact)
+
+
+def test_numba_pooled_kernels_refuse_what_they_cannot_run(numba_kernels):
+    X, b, G = pooled_inputs((4, 6, 3), 2)
+    rect = neuron_form(TAU, V_TH, SURROGATES["rect"], "exp", X.dtype)
+    smooth = neuron_form(TAU, V_TH, SURROGATES["smooth"], "exp", X.dtype)
+    with pytest.raises(ValueError, match="0/1 spikes"):
+        numba_kernels.layer_forward_pooled(X, b, smooth, (4, 6, 3), 2)
+    with pytest.raises(ValueError, match=r"maps \(4, 5, 3\)"):
+        numba_kernels.layer_forward_pooled(X, b, rect, (4, 5, 3), 2)
+    with pytest.raises(ValueError, match=r"maps \(4, 6, 3\) .* k = 4"):
+        numba_kernels.layer_forward_pooled(X, b, rect, (4, 6, 3), 4)
+    U, O = layer_forward(X.copy(), b, TAU, V_TH, SURROGATES["rect"], "exp")
+    with pytest.raises(ValueError, match="G must hold"):
+        numba_kernels.layer_backward_pooled(G[:-1], U, O.astype(bool), rect, "exact", 2)
+    with pytest.raises(ValueError, match="G must hold"):
+        numba_kernels.layer_backward_pooled(G, U, O.astype(bool), rect, "exact", 3)

@@ -96,12 +96,14 @@ class Kernels:
 
     ``layer_forward`` and ``layer_backward`` (the model code's contract): every backend
     with kernels has them.  ``bernoulli``, ``adam``, ``sgd``, ``im2col``, ``col2im``,
-    ``pool_forward``, ``pool_backward`` and ``block_products`` are optional: None here
-    means the array code runs (``stbp.engine.Fused`` looks them up).
+    ``pool_forward``, ``pool_backward``, ``block_products``, ``layer_forward_pooled``
+    and ``layer_backward_pooled`` are optional: None here means the array code runs, or
+    for the last two the layer's kernel and pooling one after the other
+    (``stbp.engine.Fused`` looks them up).
     """
 
     bernoulli = adam = sgd = im2col = col2im = pool_forward = pool_backward = None
-    block_products = None
+    block_products = layer_forward_pooled = layer_backward_pooled = None
 
     def __init__(self, xp):
         self.xp = xp

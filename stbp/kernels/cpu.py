@@ -107,20 +107,104 @@ def _make_forward(binary, carry):
     return _forward
 
 
-def _make_backward(binary, carry, rule, curve):
+@njit(cache=CACHE)
+def _spike_row(U, U_prev, O8, O8_prev, o, b, first, F0, F1, v_th, zero, one):
+    """One row of the forward kernel on 0/1 spikes (t = 0 when first): U = U + b +
+    U_prev F(O8_prev) in place, the spikes as 0/1 numbers in o and as bools in O8.
+    Called with rows (1-d, contiguous), so that its loop compiles to vector
+    instructions, as the loop of _forward over U[t, i, j] does."""
+    for j in range(U.shape[0]):
+        u = U[j] + b[j]
+        if not first:
+            F = F1 if O8_prev[j] else F0
+            u = u + U_prev[j] * F
+        U[j] = u
+        spike = u - v_th >= zero
+        o[j] = one if spike else zero
+        O8[j] = spike
+
+
+@njit(cache=CACHE)
+def _pool_row(src, dst, k, C, W, Ho, Wo, scale):
+    """k x k average pooling of one map as a row: src (H W C) -> dst (Ho Wo C), each
+    window's sum in the array code's order ((0, 0) first, then i, j in turn) times scale
+    = 1/k^2. Not inlined: inlined into the layer kernel, Numba compiled it to code
+    twice as slow."""
+    WC, WoC = W * C, Wo * C
+    for p in range(Ho):
+        d = dst[p * WoC:(p + 1) * WoC]
+        for i in range(k):
+            s0 = src[(k * p + i) * WC:(k * p + i + 1) * WC]
+            for j in range(k):
+                for q in range(Wo):
+                    o, s = q * C, (k * q + j) * C
+                    if i == 0 and j == 0:
+                        for c in range(C):
+                            d[o + c] = s0[s + c]
+                    else:
+                        for c in range(C):
+                            d[o + c] += s0[s + c]
+        for m in range(WoC):
+            d[m] *= scale
+
+
+@njit(cache=CACHE)
+def _spread_row(g, dst, k, C, W, Ho, Wo, kk):
+    """Pooling's transpose on one map as a row: every input of a window gets its share
+    g / kk of the window's error, g (Ho Wo C) -> dst (H W C), kk = k^2."""
+    WC, WoC = W * C, Wo * C
+    for p in range(Ho):
+        for i in range(k):
+            d = dst[(k * p + i) * WC:(k * p + i + 1) * WC]
+            for q in range(Wo):
+                src = g[p * WoC + q * C:p * WoC + (q + 1) * C]
+                for j in range(k):
+                    o = (k * q + j) * C
+                    for c in range(C):
+                        d[o + c] = src[c] / kk
+
+
+@njit(cache=CACHE, parallel=True)
+def _forward_pooled(U, b, O8, A, F0, F1, v_th, half, one, k, C, W, scale):
+    """The forward kernel on 0/1 spikes with a k x k pooling above the layer: per row,
+    U and the spikes (as bools, O8, as the trace stores them), then the row's spikes
+    pooled into A (T, B, Ho Wo C) from a row of 0/1 numbers that stays in cache, so the
+    layer's spikes never become an array of numbers."""
+    T, B, n = U.shape
+    zero = half - half
+    Ho, Wo = (n // (W * C)) // k, W // k
+    for i in prange(B):
+        o = np.empty(n, U.dtype)
+        for t in range(T):
+            prev = t - 1 if t > 0 else 0
+            _spike_row(U[t, i], U[prev, i], O8[t, i], O8[prev, i], o, b, t == 0, F0, F1,
+                       v_th, zero, one)
+            _pool_row(o, A[t, i], k, C, W, Ho, Wo, scale)
+
+
+def _make_backward(binary, carry, rule, curve, pooled=False):
     """The backward kernel for one case: binary, carry (0 "exp", 1 affine), rule (0 exact,
     1 seed, 2 detached) and curve (0-3, see _grad) are constants of the compiled code, so
     the loop over neurons holds no branch on them and compiles to vector instructions
-    (a curve read at run time keeps it scalar)."""
+    (a curve read at run time keeps it scalar). pooled: S holds the errors of a k x k
+    pooling above the layer (T, B, Ho Wo C), and each row's spatial term is spread from
+    them (pooling's transpose, _spread_row) into a row that stays in cache, instead of
+    being read from an array of the layer's size; the geometry (maps of width W and C
+    channels, kk = k^2) is ignored otherwise."""
 
     @njit(cache=CACHE, parallel=True)
-    def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half, one):
+    def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half, one,
+                  k, C, W, kk):
         T, B, n = U.shape
         zero = half - half
+        Ho, Wo = (n // (W * C)) // k, W // k
         for i in prange(B):
             d = np.zeros(n, U.dtype)             # the sheet's Delta^{t+1} and g'(U^{t+1})
             g_next = np.zeros(n, U.dtype)
+            row = np.empty(n if pooled else 1, U.dtype)   # a row's spread spatial term
             for t in range(T - 1, -1, -1):
+                if pooled:
+                    _spread_row(S[t, i], row, k, C, W, Ho, Wo, kk)
                 for j in range(n):
                     u = U[t, i, j]
                     g = _grad(u - v_th, curve, sa, sb, zero, half, one)
@@ -135,7 +219,7 @@ def _make_backward(binary, carry, rule, curve):
                     else:
                         F = tau + slope * Or[t, i, j]
                         dF = slope
-                    s = S[t, i, j]
+                    s = row[j] if pooled else S[t, i, j]
                     if rule == 1:                    # the sheet's cases 1-4 (rule="seed")
                         if t < T - 1:
                             s = s + d[j] * u * g_next[j] * dF
@@ -252,44 +336,25 @@ def _col2im(win, k, A):
 
 
 @njit(cache=CACHE, parallel=True)
-def _pool_forward(A, k, C, scale, out):
+def _pool_forward(A, k, C, W, scale, out):
     """out[r, p, q, c] = (the sum of A[r, k p + i, k q + j, c] over the window, in the array
-    code's order: (0, 0) first, then i, j in turn) times scale = 1/k^2; maps as rows of
-    numbers, A (R, H, W C) and out (R, Ho, Wo C), one output row at a time."""
-    R, Ho, WoC = out.shape
-    Wo = WoC // C
+    code's order: (0, 0) first, then i, j in turn) times scale = 1/k^2; maps of width W
+    and C channels as rows, A (R, H W C) and out (R, Ho Wo C), one map at a time."""
+    R, HWC = A.shape
+    Ho, Wo = HWC // (W * C) // k, W // k
     for r in prange(R):
-        for p in range(Ho):
-            dst = out[r, p]
-            for i in range(k):
-                src = A[r, k * p + i]
-                for j in range(k):
-                    for q in range(Wo):
-                        o, s = q * C, (k * q + j) * C
-                        if i == 0 and j == 0:
-                            for c in range(C):
-                                dst[o + c] = src[s + c]
-                        else:
-                            for c in range(C):
-                                dst[o + c] += src[s + c]
-            for m in range(WoC):
-                dst[m] *= scale
+        _pool_row(A[r], out[r], k, C, W, Ho, Wo, scale)
 
 
 @njit(cache=CACHE, parallel=True)
-def _pool_backward(G, k, kk, out):
+def _pool_backward(G, k, C, W, kk, out):
     """out[r, k p + i, k q + j, c] = G[r, p, q, c] / kk, kk = k^2: every input of a window
-    gets its share of the window's error."""
-    R, Ho, Wo, C = G.shape
+    gets its share of the window's error; maps of width W and C channels as rows,
+    G (R, Ho Wo C) and out (R, H W C), one map at a time."""
+    R, HWC = out.shape
+    Ho, Wo = HWC // (W * C) // k, W // k
     for r in prange(R):
-        for p in range(Ho):
-            for i in range(k):
-                for q in range(Wo):
-                    src = G[r, p, q]
-                    for j in range(k):
-                        dst = out[r, k * p + i, k * q + j]
-                        for c in range(C):
-                            dst[c] = src[c] / kk
+        _spread_row(G[r], out[r], k, C, W, Ho, Wo, kk)
 
 
 _POOLS = {}
@@ -332,6 +397,24 @@ def configure_threads(n=None):
     return n
 
 
+def _layer_backward(S, U, O, form, rule, pool):
+    """The backward kernel on S, the spatial term (T, B, n), or with pool = (k, C, W)
+    the errors of a pooling above (T, B, Ho Wo C); returns E and P."""
+    real = real_type(U.dtype)
+    binary = O.dtype == np.bool_             # stored 0/1 spikes, else real outputs
+    O8 = np.ascontiguousarray(O) if binary else np.zeros((1, 1, 1), np.bool_)
+    Or = np.zeros((1, 1, 1), U.dtype) if binary else np.ascontiguousarray(O, U.dtype)
+    E = np.empty_like(U)
+    P = np.empty_like(U) if rule == "seed" else np.zeros((1, 1, 1), U.dtype)
+    backward = _kernel(_make_backward, bool(binary), CARRIES[form.carry], RULES[rule],
+                       CURVES[form.curve], pool is not None)
+    k, C, W = pool or (1, 1, 1)
+    backward(S, U, O8, Or, E, P, real(form.tau), real(form.F0), real(form.F1),
+             real(form.dF0), real(form.dF1), real(form.slope), real(form.v_th),
+             real(form.sa), real(form.sb), real(0.5), real(1), k, C, W, real(k * k))
+    return E, (P if rule == "seed" else E)
+
+
 class NumbaKernels(Kernels):
     """The fused operations on NumPy arrays (see the module's docstring)."""
 
@@ -353,22 +436,49 @@ class NumbaKernels(Kernels):
                 real(form.v_th), real(form.sa), real(0.5), real(1))
         return U, O
 
+    def layer_forward_pooled(self, X, b, form, maps, k):
+        """stbp.conv.layer_forward_pooled in one pass, for 0/1 spikes: U, the spikes as
+        bools (as the trace stores them) and their k x k average pooling as maps
+        (T B, H/k, W/k, C); maps: the layer's (H, W, C). X (T, B, H W C) may become U."""
+        self._check(form)
+        if not form.binary:
+            raise ValueError("layer_forward_pooled takes 0/1 spikes (a binary surrogate); "
+                             "run layer_forward and pool_forward for real outputs")
+        H, W, C = maps
+        T, B, n = X.shape
+        if n != H * W * C or H % k or W % k:
+            raise ValueError(f"maps {tuple(maps)} must hold the layer's {n} neurons and "
+                             f"divide by the pooling's k = {k}")
+        real = real_type(X.dtype)
+        U = np.ascontiguousarray(X)
+        b = np.ascontiguousarray(b, dtype=U.dtype)
+        O8 = np.empty(U.shape, np.bool_)
+        A = np.empty((T * B, H // k, W // k, C), dtype=U.dtype)
+        _forward_pooled(U, b, O8, A.reshape(T, B, -1), real(form.F0), real(form.F1),
+                        real(form.v_th), real(0.5), real(1), int(k), int(C), int(W),
+                        real(1.0 / (k * k)))
+        return U, O8, A
+
     def layer_backward(self, spatial, U, O, form, rule="exact"):
-        self._check(form, rule)
-        real = real_type(U.dtype)
         U = np.ascontiguousarray(U)
         S = np.ascontiguousarray(np.broadcast_to(spatial, U.shape), dtype=U.dtype)
-        binary = O.dtype == np.bool_             # stored 0/1 spikes, else real outputs
-        O8 = np.ascontiguousarray(O) if binary else np.zeros((1, 1, 1), np.bool_)
-        Or = np.zeros((1, 1, 1), U.dtype) if binary else np.ascontiguousarray(O, U.dtype)
-        E = np.empty_like(U)
-        P = np.empty_like(U) if rule == "seed" else np.zeros((1, 1, 1), U.dtype)
-        backward = _kernel(_make_backward, bool(binary), CARRIES[form.carry], RULES[rule],
-                           CURVES[form.curve])
-        backward(S, U, O8, Or, E, P, real(form.tau), real(form.F0), real(form.F1),
-                 real(form.dF0), real(form.dF1), real(form.slope), real(form.v_th),
-                 real(form.sa), real(form.sb), real(0.5), real(1))
-        return E, (P if rule == "seed" else E)
+        self._check(form, rule)
+        return _layer_backward(S, U, O, form, rule, None)
+
+    def layer_backward_pooled(self, G, U, O, form, rule, k):
+        """stbp.conv.layer_backward_pooled in one pass: the spatial term spread from the
+        errors G (T B, Ho, Wo, C) of a k x k pooling above the layer inside the kernel,
+        row by row, instead of as an array of the layer's size."""
+        U = np.ascontiguousarray(U)
+        T, B, n = U.shape
+        _, Ho, Wo, C = G.shape
+        if G.shape[0] != T * B or n != (k * Ho) * (k * Wo) * C:
+            raise ValueError(f"G must hold the pooled errors of the layer's {T * B} rows of "
+                             f"{n} neurons, (T B, Ho, Wo, C) with k Ho k Wo C = {n}; got "
+                             f"shape {tuple(G.shape)} for k = {k}")
+        G = np.ascontiguousarray(G, dtype=U.dtype).reshape(T, B, -1)
+        self._check(form, rule)
+        return _layer_backward(G, U, O, form, rule, (int(k), int(C), int(k * Wo)))
 
     def bernoulli(self, R, x, dtype):
         """(R < x).astype(dtype) in one pass: spikes from uniform draws R (T, *x.shape)."""
@@ -444,8 +554,8 @@ class NumbaKernels(Kernels):
         R, H, W, C = A.shape
         real = real_type(A.dtype)
         out = np.empty((R, H // k, W // k, C), dtype=A.dtype)
-        _pool_forward(np.ascontiguousarray(A).reshape(R, H, W * C), int(k), int(C),
-                      real(1.0 / (k * k)), out.reshape(R, H // k, -1))
+        _pool_forward(np.ascontiguousarray(A).reshape(R, -1), int(k), int(C), int(W),
+                      real(1.0 / (k * k)), out.reshape(R, -1))
         return out
 
     def pool_backward(self, G, k):
@@ -454,7 +564,8 @@ class NumbaKernels(Kernels):
         R, Ho, Wo, C = G.shape
         real = real_type(G.dtype)
         out = np.empty((R, k * Ho, k * Wo, C), dtype=G.dtype)
-        _pool_backward(np.ascontiguousarray(G), int(k), real(k * k), out)
+        _pool_backward(np.ascontiguousarray(G).reshape(R, -1), int(k), int(C), int(k * Wo),
+                       real(k * k), out.reshape(R, -1))
         return out
 
     def sgd(self, p, v, g, lr, momentum):
