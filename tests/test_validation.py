@@ -208,6 +208,22 @@ def test_gradients_refuse_a_trace_with_nan_and_a_non_trace():
         net.gradients({"u": [], "o": []}, one_hot())
 
 
+@pytest.mark.parametrize("where, values", [((0, 0, 0), [np.nan]), ((-1, -1, -1), [np.nan]),
+                                           ((1, 1, 1), [np.inf]),
+                                           ((0, 1, 2), [np.inf, -np.inf])])
+def test_the_finiteness_check_finds_every_bad_potential(where, values):
+    # the check sums the columns of U's rows first: one NaN or infinity anywhere, or
+    # two infinities of opposite sign in one column, must still be found
+    net = small()
+    trace = net.forward(spikes())
+    U = trace.u[0]
+    U[where] = values[0]
+    if len(values) > 1:                        # the same neuron, another row
+        U[(where[0] + 1,) + where[1:]] = values[1]
+    with pytest.raises(ValueError, match=r"trace.u\[0\] contains NaN or infinite values"):
+        net.check_trace(trace)
+
+
 def test_gradients_name_targets_and_rule():
     net = small()
     trace = net.forward(spikes())
