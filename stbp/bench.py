@@ -828,6 +828,7 @@ def conv_block_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, roun
 #: the Numba kernels' functions -> their part of the step in conv_profile
 _KERNEL_PARTS = {"_forward": "layer recurrence, forward",
                  "_backward": "layer recurrence, backward", "_im2col": "im2col",
+                 "_forward_pooled": "layer recurrence, forward",
                  "_im2col_one": "im2col",
                  "_col2im": "col2im", "_pool_forward": "pool_forward",
                  "_pool_backward": "pool_backward", "_adam": "Adam",
