@@ -629,6 +629,12 @@ def main(argv=None):
         for row in results["conv_blocks"]:
             print(f"  {row['option']:48s} {row['step_s'] * 1e3:7.1f} ms  "
                   f"{row['over_chosen']:5.3f} x chosen")
+        results["conv_pooling"] = conv_pool_options()
+        if results["conv_pooling"] is not None:
+            print("pooling in the layers' kernels or apart (paired steps):")
+            for row in results["conv_pooling"]:
+                print(f"  {row['option']:62s} {row['step_s'] * 1e3:7.1f} ms  "
+                      f"{row['over_chosen']:5.3f} x chosen")
     if args.compile:
         results["compile"] = c = compile_times()
         print(f"first step in a fresh process: {c['cold']['first_step_s']:.1f} s compiling the "
@@ -782,47 +788,90 @@ BLOCK_OPTIONS = {
 }
 
 
+def _paired_steps(step, options, chosen, rounds):
+    """Time step() under each option of `options` (name -> a function that puts it in
+    force): the options alternate step by step in one process, in an order that rotates
+    every round, each timed step after an untimed one of the same option. Returns per
+    option its median step and the median over rounds of its step over the step of the
+    option `chosen` in the same round."""
+    names = list(options)
+    times = {name: [] for name in names}
+    for name in names:
+        options[name]()
+        step(), step()
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            options[name]()
+            step()
+            times[name].append(_median_time(step, 1))
+    return [{"option": name, "step_s": statistics.median(times[name]),
+             "over_chosen": statistics.median(
+                 a / b for a, b in zip(times[name], times[chosen]))} for name in names]
+
+
 def conv_block_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, rounds=30,
                        seed=0):
     """Time the convolutional training step (conv_training_step's) with its convolutions'
-    BLOCK_BYTES and KEEP_BYTES set as each of BLOCK_OPTIONS says. The options alternate
-    step by step in one process, in an order that rotates every round; each timed step
-    follows an untimed one of the same option. Returns per option its median step and
-    the median over rounds of its step over the chosen option's step of the same
-    round."""
+    BLOCK_BYTES and KEEP_BYTES set as each of BLOCK_OPTIONS says, paired
+    (_paired_steps), against the class's own values ("chosen")."""
     from stbp.conv import Conv
 
     net, _, step = _conv_training(spec, batch, T, seed)
     convs = [layer for layer in net.layers if isinstance(layer, Conv)]
     names = list(BLOCK_OPTIONS)
-    chosen = names[1]
     budgets = {name: tuple(own if value is None else value for value, own in zip(
         BLOCK_OPTIONS[name], (Conv.BLOCK_BYTES, Conv.KEEP_BYTES))) for name in names}
 
     def use(name):
-        for layer in convs:
-            layer.BLOCK_BYTES, layer.KEEP_BYTES = budgets[name]
-            layer.kept = None
+        def put():
+            for layer in convs:
+                layer.BLOCK_BYTES, layer.KEEP_BYTES = budgets[name]
+                layer.kept = None
+        return put
 
-    times = {name: [] for name in names}
     try:
-        for name in names:
-            use(name)
-            step(), step()
-        for r in range(rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                use(name)
-                step()
-                times[name].append(_median_time(step, 1))
+        rows = _paired_steps(step, {name: use(name) for name in names}, names[1], rounds)
     finally:
         for layer in convs:                 # back to the class's values
             for attr in ("BLOCK_BYTES", "KEEP_BYTES"):
                 layer.__dict__.pop(attr, None)
-    return [{"option": name, "step_s": statistics.median(times[name]),
-             "over_chosen": statistics.median(
-                 a / b for a, b in zip(times[name], times[chosen])),
-             "block_bytes": budgets[name][0], "keep_bytes": budgets[name][1]}
-            for name in names]
+    for row in rows:
+        row["block_bytes"], row["keep_bytes"] = budgets[row["option"]]
+    return rows
+
+
+#: conv_pool_options' two set-ups: the kernels' own pooled layer kernels, or none (the
+#: engine then runs each layer's kernel and the pooling kernel one after the other)
+POOL_OPTIONS = ("layer and pooling in one kernel (chosen)",
+                "layer kernel, then pooling (and cast) in passes of their own")
+
+
+def conv_pool_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, rounds=30,
+                      seed=0):
+    """Time the convolutional training step with the pooling fused into the kernels of
+    the layers below it (layer_forward_pooled, layer_backward_pooled) and without,
+    paired (_paired_steps). Only where the engine is the fused kernels and they have the
+    pooled kernels; else None."""
+    fused = backend.fused
+    kernels = getattr(fused, "kernels", None)
+    if kernels is None or getattr(kernels, "layer_forward_pooled", None) is None:
+        return None
+    _, _, step = _conv_training(spec, batch, T, seed)
+    names = ("layer_forward_pooled", "layer_backward_pooled")
+
+    def own():
+        for name in names:
+            kernels.__dict__.pop(name, None)
+
+    def apart():
+        for name in names:                  # the engine falls back to the two steps
+            setattr(kernels, name, None)
+
+    try:
+        return _paired_steps(step, dict(zip(POOL_OPTIONS, (own, apart))), POOL_OPTIONS[0],
+                             rounds)
+    finally:
+        own()
 
 
 #: the Numba kernels' functions -> their part of the step in conv_profile
@@ -872,7 +921,8 @@ __all__ = ["TARGETS", "training_step", "peers_ratio", "event_driven", "crossover
            "compile_times", "THREAD_OPTIONS", "thread_options", "MEMORY_METHODS",
            "onb_layer", "onb_probe", "onb_fresh", "trace_nbytes", "step_memory",
            "training_memory", "profile", "scaling", "machine", "main",
-           "conv_training_step", "conv_profile", "BLOCK_OPTIONS", "conv_block_options"]
+           "conv_training_step", "conv_profile", "BLOCK_OPTIONS", "conv_block_options",
+           "POOL_OPTIONS", "conv_pool_options"]
 
 
 if __name__ == "__main__":

@@ -218,6 +218,26 @@ def test_block_options_time_each_option_against_the_chosen_one():
     assert rows[3]["keep_bytes"] == 0 and rows[0]["block_bytes"] == bench.ALL
 
 
+def test_pool_options_time_the_fused_and_the_separate_pooling(monkeypatch):
+    from stbp import bench
+    from stbp.engine import Fused
+    from stbp.kernels.cpu import NumbaKernels
+    kernels = NumbaKernels(np)
+    monkeypatch.setattr(backend, "fused", Fused(kernels))
+    calls = []
+    own = NumbaKernels.layer_forward_pooled
+    monkeypatch.setattr(NumbaKernels, "layer_forward_pooled",
+                        lambda self, *a: calls.append(1) or own(self, *a))
+    rows = bench.conv_pool_options("8x8-2C3-P2-5", batch=4, T=3, rounds=2)
+    assert [r["option"] for r in rows] == list(bench.POOL_OPTIONS)
+    assert rows[0]["over_chosen"] == 1.0 and all(r["step_s"] > 0 for r in rows)
+    # the fused option ran the pooled kernel: 2 untimed + 2 per round (untimed, timed)
+    assert len(calls) == 2 + 2 * 2
+    assert "layer_forward_pooled" not in vars(kernels)         # the kernels' own again
+    monkeypatch.setattr(backend, "fused", None)                 # no kernels: no option
+    assert bench.conv_pool_options("8x8-2C3-P2-5", batch=4, T=3, rounds=1) is None
+
+
 def test_repr_names_the_spec():
     net = SNN("6x6-2C3-P2-3", tau=0.5, v_th=0.3, surrogate=Rectangular(1.0))
     assert repr(net).startswith("SNN('6x6-2C3-P2-3', tau=0.5, v_th=0.3")
