@@ -811,8 +811,8 @@ def _paired_steps(step, options, chosen, rounds):
 
 def conv_block_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, rounds=30,
                        seed=0):
-    """Time the convolutional training step (conv_training_step's) with its convolutions'
-    BLOCK_BYTES and KEEP_BYTES set as each of BLOCK_OPTIONS says, paired
+    """Time the convolutional training step (conv_training_step's) with its
+    convolutions' BLOCK_BYTES and KEEP_BYTES set as each of BLOCK_OPTIONS says, paired
     (_paired_steps), against the class's own values ("chosen")."""
     from stbp.conv import Conv
 
@@ -830,7 +830,8 @@ def conv_block_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, roun
         return put
 
     try:
-        rows = _paired_steps(step, {name: use(name) for name in names}, names[1], rounds)
+        options = {name: use(name) for name in names}
+        rows = _paired_steps(step, options, names[1], rounds)
     finally:
         for layer in convs:                 # back to the class's values
             for attr in ("BLOCK_BYTES", "KEEP_BYTES"):
@@ -868,8 +869,8 @@ def conv_pool_options(spec="28x28-15C5-P2-40C5-P2-300-10", batch=100, T=8, round
             setattr(kernels, name, None)
 
     try:
-        return _paired_steps(step, dict(zip(POOL_OPTIONS, (own, apart))), POOL_OPTIONS[0],
-                             rounds)
+        options = dict(zip(POOL_OPTIONS, (own, apart)))
+        return _paired_steps(step, options, POOL_OPTIONS[0], rounds)
     finally:
         own()
 

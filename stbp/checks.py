@@ -228,8 +228,8 @@ def trace(net, tr, kind, same_carry, finite=True):
     for n, U in enumerate(tr.u if finite else []):
         # a sum is finite when every term is (one pass, no mask); else look term by term,
         # for a finite sum that overflowed. The sums are the columns' of U's rows, as a
-        # product with a row of ones: BLAS reads U on every core, NumPy's sum on one (on
-        # the CNN's first layer 0.3 against 1.5 ms)
+        # product with a row of ones: BLAS reads U on every core, NumPy's sum on one (the
+        # CNN's first layer: 0.3 against 1.5 ms alone, 1.7 against 2.4 within a step)
         rows = U.reshape(-1, U.shape[-1])
         with numpy.errstate(over="ignore", invalid="ignore"):
             sums = backend.xp.ones(len(rows), dtype=U.dtype) @ rows

@@ -23,8 +23,9 @@ constants), so no formula of the book is written a second time.  A surrogate who
 Methods (each engine): ``layer_forward(X, b, tau, v_th, surrogate, carry)`` -> (U, O);
 ``layer_backward(spatial, U, O, neuron, rule, keep=False)`` -> (E, P, D);
 ``layer_forward_pooled(X, b, tau, v_th, surrogate, carry, maps, k)`` -> (U, O, pooled);
-``layer_backward_pooled(G, U, O, neuron, rule, k)`` -> (E, P, D); ``im2col(A, k)``; ``col2im(rows, shape, k)``; ``pool_forward(A, k)``;
-``pool_backward(G, k)``; ``block_products(As, Bs)``; ``spikes_below(R, x, dtype)``;
+``layer_backward_pooled(G, U, O, neuron, rule, k)`` -> (E, P, D); ``im2col(A, k)``;
+``col2im(rows, shape, k)``; ``pool_forward(A, k)``; ``pool_backward(G, k)``;
+``block_products(As, Bs)``; ``spikes_below(R, x, dtype)``;
 ``adam_update(p, m, s, g, lr, beta1, beta2, eps, k)``; ``sgd_update(p, v, g, lr,
 momentum)``.
 
@@ -45,7 +46,8 @@ class _Array:
     name = "array"
     OPS = ("layer_forward", "layer_backward", "layer_forward_pooled",
            "layer_backward_pooled", "im2col", "col2im", "pool_forward", "pool_backward",
-           "block_products", "spikes_below", "adam_update", "sgd_update", "carry_factors")
+           "block_products", "spikes_below", "adam_update", "sgd_update",
+           "carry_factors")
 
     def __getattr__(self, op):
         if op in self.OPS:

@@ -193,8 +193,8 @@ def _make_backward(binary, carry, rule, curve, pooled=False):
     channels, kk = k^2) is ignored otherwise."""
 
     @njit(cache=CACHE, parallel=True)
-    def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half, one,
-                  k, C, W, kk):
+    def _backward(S, U, O8, Or, E, P, tau, F0, F1, dF0, dF1, slope, v_th, sa, sb, half,
+                  one, k, C, W, kk):
         T, B, n = U.shape
         zero = half - half
         Ho, Wo = (n // (W * C)) // k, W // k
